@@ -1,0 +1,256 @@
+//! Moderator authentication: bearer tokens and the lock-out of IPs that keep
+//! presenting wrong ones.
+//!
+//! Tokens are 256 random bits. Only a SHA-256 of each is stored: a slow
+//! password hash buys nothing for secrets this long, and a fast hash keeps
+//! every admin call cheap. Presented tokens are hashed and compared against
+//! every known hash in constant time, without stopping at the first match.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::rate_limit::client_key;
+use crate::store::{Store, TokenInsertError};
+
+/// The name the `MARGINALIA_ADMIN_TOKEN` token moderates under.
+pub const ENV_TOKEN_NAME: &str = "admin";
+/// The name of the token created on first start when none exists.
+pub const FIRST_TOKEN_NAME: &str = "owner";
+/// Shortest accepted `MARGINALIA_ADMIN_TOKEN`.
+pub const MIN_TOKEN_CHARS: usize = 16;
+/// Wrong tokens from one IP (IPv6: one /64) within [`LOCKOUT_WINDOW`] before it is locked out.
+pub const MAX_FAILURES: u32 = 10;
+pub const LOCKOUT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Who performed a moderation action; its name is recorded as `moderated_by`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moderator {
+    pub name: String,
+}
+
+/// A new random token: `mrg_` and 43 URL-safe characters.
+pub fn generate_token() -> SecretString {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    SecretString::from(format!("mrg_{}", URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+/// The stored form of a token: lowercase hex SHA-256.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Creates and stores a named token; returns it (the only time it is visible).
+pub async fn create_token(store: &Store, name: &str) -> Result<SecretString, TokenInsertError> {
+    let token = generate_token();
+    store
+        .insert_token(name, &hash_token(token.expose_secret()))
+        .await?;
+    Ok(token)
+}
+
+/// Checks bearer tokens against the environment token and the stored ones.
+pub struct Authenticator {
+    store: Store,
+    env_token_hash: Option<String>,
+    lockout: FailureLockout,
+}
+
+impl Authenticator {
+    pub fn new(store: Store, env_token: Option<&SecretString>) -> Self {
+        Self {
+            store,
+            env_token_hash: env_token.map(|token| hash_token(token.expose_secret())),
+            lockout: FailureLockout::new(MAX_FAILURES, LOCKOUT_WINDOW),
+        }
+    }
+
+    /// The moderator behind an `Authorization` header value, or 401; 429 while
+    /// the client is locked out (checked first, so a locked-out client cannot
+    /// keep guessing).
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        client: IpAddr,
+    ) -> Result<Moderator, ApiError> {
+        self.lockout.check(client)?;
+        let Some(token) = authorization.and_then(bearer_token) else {
+            // No credential at all is not a guess; only wrong tokens count.
+            return Err(ApiError::Unauthorized);
+        };
+        match self.moderator_for(token).await? {
+            Some(moderator) => Ok(moderator),
+            None => {
+                self.lockout.record_failure(client);
+                Err(ApiError::Unauthorized)
+            }
+        }
+    }
+
+    async fn moderator_for(&self, token: &str) -> Result<Option<Moderator>, ApiError> {
+        let presented = hash_token(token);
+        let mut found: Option<String> = None;
+        if let Some(env_hash) = &self.env_token_hash
+            && bool::from(env_hash.as_bytes().ct_eq(presented.as_bytes()))
+        {
+            found = Some(ENV_TOKEN_NAME.to_owned());
+        }
+        for record in self.store.list_tokens().await? {
+            // No early exit: every stored hash is compared.
+            if bool::from(record.token_hash.as_bytes().ct_eq(presented.as_bytes())) && found.is_none() {
+                found = Some(record.name);
+            }
+        }
+        Ok(found.map(|name| Moderator { name }))
+    }
+
+    /// Forgets lock-out windows that have passed (called periodically).
+    pub fn prune(&self) {
+        self.lockout.prune();
+    }
+}
+
+/// `Bearer TOKEN` → `TOKEN` (scheme case-insensitive, as RFC 7235 says).
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Counts authentication failures per client in fixed windows.
+struct FailureLockout {
+    max_failures: u32,
+    window: Duration,
+    windows: Mutex<HashMap<IpAddr, FailureWindow>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FailureWindow {
+    started: Instant,
+    failures: u32,
+}
+
+impl FailureLockout {
+    fn new(max_failures: u32, window: Duration) -> Self {
+        Self {
+            max_failures,
+            window,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn check(&self, client: IpAddr) -> Result<(), ApiError> {
+        let windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(window) = windows.get(&client_key(client)) {
+            let elapsed = window.started.elapsed();
+            if window.failures >= self.max_failures && elapsed < self.window {
+                let remaining = self.window - elapsed;
+                return Err(ApiError::RateLimited {
+                    retry_after_secs: remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn record_failure(&self, client: IpAddr) {
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        let window = windows.entry(client_key(client)).or_insert(FailureWindow {
+            started: now,
+            failures: 0,
+        });
+        if now.duration_since(window.started) >= self.window {
+            *window = FailureWindow {
+                started: now,
+                failures: 0,
+            };
+        }
+        window.failures += 1;
+    }
+
+    fn prune(&self) {
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        windows.retain(|_, window| window.started.elapsed() < self.window);
+        windows.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_are_long_random_and_prefixed() {
+        let a = generate_token();
+        let b = generate_token();
+        assert!(a.expose_secret().starts_with("mrg_"));
+        assert_eq!(a.expose_secret().len(), 4 + 43);
+        assert_ne!(a.expose_secret(), b.expose_secret());
+    }
+
+    #[test]
+    fn the_hash_is_sha256_hex() {
+        assert_eq!(
+            hash_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn bearer_tokens_are_parsed_case_insensitively() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("abc"), None);
+    }
+
+    #[test]
+    fn the_tenth_failure_locks_the_client_out_until_the_window_passes() {
+        let lockout = FailureLockout::new(3, Duration::from_millis(200));
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        for _ in 0..3 {
+            assert!(lockout.check(client).is_ok());
+            lockout.record_failure(client);
+        }
+        assert!(matches!(
+            lockout.check(client),
+            Err(ApiError::RateLimited { retry_after_secs: 1 })
+        ));
+        assert!(lockout.check(other).is_ok(), "other clients are not affected");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(lockout.check(client).is_ok());
+        lockout.prune();
+        assert!(lockout.windows.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_ipv6_client_is_locked_out_by_its_64_prefix() {
+        let lockout = FailureLockout::new(2, Duration::from_secs(60));
+        lockout.record_failure("2001:db8::1".parse().unwrap());
+        lockout.record_failure("2001:db8::2".parse().unwrap());
+        assert!(lockout.check("2001:db8::ffff".parse().unwrap()).is_err());
+        assert!(lockout.check("2001:db8:0:1::1".parse().unwrap()).is_ok());
+    }
+}

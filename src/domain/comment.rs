@@ -1,0 +1,75 @@
+//! The comment records: what a submission holds, what the store returns, and
+//! the public view of it that is safe to publish.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{AuthorName, CommentBody, Email, Status, ThreadUri, Website};
+
+/// A comment's id, as the API shows it.
+pub type CommentId = i64;
+
+/// A validated submission, ready to be stored as `pending`.
+#[derive(Debug, Clone)]
+pub struct NewComment {
+    pub uri: ThreadUri,
+    pub parent_id: Option<CommentId>,
+    pub name: AuthorName,
+    pub email: Email,
+    pub website: Option<Website>,
+    pub body: CommentBody,
+    /// The client address the rate limiter saw, for moderators.
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A stored comment with everything a moderator sees.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Comment {
+    pub id: CommentId,
+    pub uri: String,
+    pub parent_id: Option<CommentId>,
+    pub name: String,
+    pub email: String,
+    pub website: Option<String>,
+    pub body: String,
+    pub body_html: String,
+    #[sqlx(try_from = "String")]
+    pub status: Status,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub moderated_at: Option<OffsetDateTime>,
+    pub moderated_by: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// What the public sees of an approved comment. It has no email, IP or user
+/// agent field at all, so no code path can publish them through this type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct PublicComment {
+    pub id: CommentId,
+    /// Null unless the parent is itself published.
+    pub parent_id: Option<CommentId>,
+    pub name: String,
+    pub website: Option<String>,
+    pub body_html: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl Comment {
+    /// The public view of this comment. `parent_published` says whether its
+    /// parent is approved, because a public `parent_id` must name a published comment.
+    pub fn to_public(&self, parent_published: bool) -> PublicComment {
+        PublicComment {
+            id: self.id,
+            parent_id: self.parent_id.filter(|_| parent_published),
+            name: self.name.clone(),
+            website: self.website.clone(),
+            body_html: self.body_html.clone(),
+            created_at: self.created_at,
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The comment text: Markdown in, sanitized HTML out.
+//!
+//! The raw Markdown is kept next to the HTML so that a future change of the
+//! allow-list can re-render every stored comment.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use ammonia::UrlRelative;
+use pulldown_cmark::{Options, Parser};
+
+/// Longest accepted body, in Unicode scalar values, after trimming.
+pub const MAX_BODY_CHARS: usize = 10_000;
+/// Largest rendered HTML; deeply nested quotes can blow a short body up.
+pub const MAX_BODY_HTML_BYTES: usize = 64 * 1024;
+
+/// The only tags that survive sanitizing (API.md's allow-list).
+const ALLOWED_TAGS: [&str; 12] = [
+    "p",
+    "br",
+    "strong",
+    "em",
+    "del",
+    "code",
+    "pre",
+    "blockquote",
+    "ul",
+    "ol",
+    "li",
+    "a",
+];
+/// The only link schemes that keep their `href`.
+const ALLOWED_SCHEMES: [&str; 3] = ["http", "https", "mailto"];
+/// Forced onto every link: user-generated, not endorsed, no window.opener.
+pub const LINK_REL: &str = "nofollow ugc noopener noreferrer";
+
+/// The sanitizer, built once. `Builder::empty()` still keeps generic attributes
+/// and two dozen URL schemes, so everything is set explicitly here.
+static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
+    let mut builder = ammonia::Builder::empty();
+    builder
+        .tags(HashSet::from(ALLOWED_TAGS))
+        .generic_attributes(HashSet::new())
+        .tag_attributes([("a", HashSet::from(["href"]))].into())
+        .url_schemes(HashSet::from(ALLOWED_SCHEMES))
+        .url_relative(UrlRelative::Deny)
+        .link_rel(Some(LINK_REL))
+        // The content of these is code or styling, never prose worth keeping.
+        .clean_content_tags(HashSet::from([
+            "script",
+            "style",
+            "template",
+            "textarea",
+            "noscript",
+            "iframe",
+            "xmp",
+            "noembed",
+            "noframes",
+            "plaintext",
+            "title",
+            "object",
+            "svg",
+            "math",
+        ]))
+        .strip_comments(true);
+    builder
+});
+
+/// A comment body: the trimmed Markdown (1–10,000 characters, no control
+/// characters but tab, CR and LF) and its sanitized HTML rendering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommentBody {
+    markdown: String,
+    html: String,
+}
+
+impl CommentBody {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            return Err("is required".into());
+        }
+        if trimmed.chars().count() > MAX_BODY_CHARS {
+            return Err(format!("must be at most {MAX_BODY_CHARS} characters"));
+        }
+        if super::has_control_chars(trimmed, &['\t', '\r', '\n']) {
+            return Err("must not contain control characters".into());
+        }
+        let html = render(trimmed);
+        if html.len() > MAX_BODY_HTML_BYTES {
+            return Err("renders to too much HTML (too deeply nested?)".into());
+        }
+        Ok(Self {
+            markdown: trimmed.to_owned(),
+            html,
+        })
+    }
+
+    /// The Markdown as the commenter wrote it (trimmed).
+    pub fn markdown(&self) -> &str {
+        &self.markdown
+    }
+
+    /// The sanitized HTML, safe to insert into a page.
+    pub fn html(&self) -> &str {
+        &self.html
+    }
+}
+
+/// Markdown → HTML → allow-list. Strikethrough is the one extension, because
+/// `del` is on the allow-list; tables, images and headings are not.
+pub fn render(markdown: &str) -> String {
+    let mut unsafe_html = String::with_capacity(markdown.len() * 5 / 4 + 16);
+    pulldown_cmark::html::push_html(
+        &mut unsafe_html,
+        Parser::new_ext(markdown, Options::ENABLE_STRIKETHROUGH),
+    );
+    SANITIZER.clean(&unsafe_html).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn html(markdown: &str) -> String {
+        CommentBody::parse(markdown).unwrap().html().to_owned()
+    }
+
+    #[test]
+    fn markdown_is_rendered_to_allowed_tags() {
+        assert_eq!(
+            html("Hello **bold** and *em*"),
+            "<p>Hello <strong>bold</strong> and <em>em</em></p>\n"
+        );
+        assert_eq!(html("~~gone~~"), "<p><del>gone</del></p>\n");
+        assert!(html("> quoted").contains("<blockquote>"));
+        assert!(html("- a\n- b").contains("<ul>\n<li>a</li>"));
+        assert!(html("1. a\n2. b").contains("<ol>"));
+        assert_eq!(
+            html("```\nlet x = 1;\n```"),
+            "<pre><code>let x = 1;\n</code></pre>\n"
+        );
+    }
+
+    #[test]
+    fn links_keep_only_safe_absolute_hrefs_and_get_the_forced_rel() {
+        assert_eq!(
+            html("[site](https://example.org/a)"),
+            "<p><a href=\"https://example.org/a\" rel=\"nofollow ugc noopener noreferrer\">site</a></p>\n"
+        );
+        assert!(html("[mail](mailto:a@example.org)").contains("href=\"mailto:a@example.org\""));
+        for bad in [
+            "[x](javascript:alert(1))",
+            "[x](JaVaScRiPt:alert(1))",
+            "[x](&#106;avascript:alert(1))",
+            "[x](data:text/html;base64,PHNjcmlwdD4=)",
+            "[x](/relative)",
+            "[x](vbscript:msgbox)",
+            "<a href=\"tel:123\">x</a>",
+        ] {
+            let out = html(bad);
+            assert!(!out.contains("href"), "{bad:?} gave {out}");
+            assert!(out.contains('x'), "the link text is kept: {out}");
+        }
+    }
+
+    #[test]
+    fn scripts_handlers_styles_and_other_attributes_are_removed() {
+        let out = html("hi <script>alert(1)</script> there");
+        assert!(!out.contains("script") && !out.contains("alert"), "{out}");
+        assert!(out.contains("hi") && out.contains("there"));
+
+        let out = html("<img src=x onerror=alert(1)>after");
+        assert!(!out.contains("img") && !out.contains("onerror"), "{out}");
+
+        let out = html("<p style=\"color:red\" title=\"t\" class=\"c\" id=\"i\" onclick=\"x()\">styled</p>");
+        assert_eq!(out, "<p>styled</p>");
+
+        let out = html("<div><b>bold</b> <h1>big</h1></div>");
+        assert!(
+            !out.contains("<div") && !out.contains("<b>") && !out.contains("<h1"),
+            "{out}"
+        );
+        assert!(out.contains("bold") && out.contains("big"));
+    }
+
+    #[test]
+    fn code_blocks_lose_their_language_class() {
+        assert_eq!(
+            html("```rust\nfn main() {}\n```"),
+            "<pre><code>fn main() {}\n</code></pre>\n"
+        );
+    }
+
+    #[test]
+    fn bodies_are_trimmed_and_limited_in_characters() {
+        assert_eq!(CommentBody::parse("  hi \n").unwrap().markdown(), "hi");
+        assert!(CommentBody::parse(" \n ").is_err());
+        assert!(CommentBody::parse(&"é".repeat(MAX_BODY_CHARS)).is_ok());
+        assert!(CommentBody::parse(&"é".repeat(MAX_BODY_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn tabs_and_newlines_are_allowed_other_controls_are_not() {
+        assert!(CommentBody::parse("a\tb\r\nc").is_ok());
+        assert!(CommentBody::parse("a\0b").is_err());
+        assert!(CommentBody::parse("a\u{1b}[31mb").is_err());
+    }
+
+    #[test]
+    fn a_body_rendering_to_more_than_64_kib_is_refused() {
+        // Each `>` opens another blockquote: few characters, a lot of HTML.
+        let nested = format!("{} deep", ">".repeat(5_000));
+        assert!(nested.chars().count() <= MAX_BODY_CHARS);
+        assert!(CommentBody::parse(&nested).is_err());
+    }
+}

@@ -1,0 +1,37 @@
+//! marginalia: a moderated comment service for blogs.
+//!
+//! A reader submits a comment from the widget under a blog post; it waits in a
+//! moderation queue until a moderator approves it; only then is it published.
+//! The reader's email address is kept for the moderators and never published.
+//!
+//! # Layout
+//!
+//! - [`config`]: the command line and environment (`clap`), one `Config` for `serve`.
+//! - [`startup`]: [`startup::App::build`] binds the listener, opens and migrates the
+//!   store, bootstraps the first moderator token; [`startup::App::run`] serves.
+//! - [`server`]: the accept loop (connection cap, header-read timeout, graceful
+//!   shutdown) that hands every request to the warp filters with its peer address.
+//! - [`routes`]: the HTTP surface, one module per audience (public widget API,
+//!   moderator API, operations), plus the few shared filters.
+//! - [`domain`]: newtypes that can only hold valid values (uri, name, email,
+//!   website, sanitized body, status) and the comment records built from them.
+//! - [`store`]: every SQL statement, one implementation per backend (SQLite, PostgreSQL).
+//! - [`auth`]: moderator tokens (generation, hashing, constant-time check) and the
+//!   lock-out of IPs that keep failing.
+//! - [`rate_limit`]: who the client is (trusted proxies, IPv6 /64) and the per-client
+//!   submission limit (`governor`).
+//! - [`metrics`]: the Prometheus registry behind `/metrics`.
+//! - [`error`]: the one error type every failure is turned into; its JSON shape.
+//! - [`telemetry`]: the tracing subscriber.
+
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod rate_limit;
+pub mod routes;
+pub mod server;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,124 @@
+//! The `marginalia` binary: parse the command line, set up logging, then serve,
+//! migrate or manage tokens. Everything else lives in the library.
+
+use anyhow::Context;
+use clap::Parser;
+use secrecy::ExposeSecret;
+
+use marginalia::auth;
+use marginalia::config::{Cli, Command, Config, DatabaseArgs, TokenAction};
+use marginalia::startup::App;
+use marginalia::store::{Store, TokenInsertError};
+use marginalia::telemetry;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(config)) => serve(config).await,
+        Some(Command::Migrate(database)) => {
+            let _guard = telemetry::init("info");
+            let store = open(&database).await?;
+            store.migrate().await?;
+            tracing::info!(database = %Store::describe(&database.url()), "migrations applied");
+            Ok(())
+        }
+        Some(Command::Token { database, action }) => manage_tokens(&database, action).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let _guard = telemetry::init(&config.log_filter());
+    let mut app = App::build(&config).await?;
+    let address = app.address();
+    tracing::info!(
+        %address,
+        database = %Store::describe(&config.database.url()),
+        backend = app.backend_name(),
+        "marginalia is serving"
+    );
+    if let Some(token) = app.take_first_token() {
+        // Shown once, on the terminal only: it is not logged anywhere.
+        println!(
+            "\nNo moderator token existed, so one was created (named `{}`); it is shown only now:\n\n    {}\n\n\
+             Use it as `Authorization: Bearer <token>` on /api/admin/*, or log in at http://{address}/admin.\n\
+             Create more with `marginalia token create NAME`, or set MARGINALIA_ADMIN_TOKEN.\n",
+            auth::FIRST_TOKEN_NAME,
+            token.expose_secret()
+        );
+    } else if config.admin_token.is_none() {
+        tracing::info!(
+            "moderator tokens are stored in the database; create one with `marginalia token create NAME` \
+             or set MARGINALIA_ADMIN_TOKEN"
+        );
+    }
+    app.run(shutdown_signal()).await;
+    Ok(())
+}
+
+async fn open(database: &DatabaseArgs) -> anyhow::Result<Store> {
+    let url = database.url();
+    Store::connect(&url)
+        .await
+        .with_context(|| format!("opening {}", Store::describe(&url)))
+}
+
+async fn manage_tokens(database: &DatabaseArgs, action: TokenAction) -> anyhow::Result<()> {
+    let store = open(database).await?;
+    store.migrate().await?;
+    match action {
+        TokenAction::Create { name } => {
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control) {
+                anyhow::bail!("a token name must be 1-80 characters without control characters");
+            }
+            match auth::create_token(&store, name).await {
+                Ok(token) => {
+                    eprintln!("Created token `{name}`. It is shown only once:");
+                    println!("{}", token.expose_secret());
+                }
+                Err(TokenInsertError::NameTaken(name)) => {
+                    anyhow::bail!("a token named `{name}` already exists; revoke it first")
+                }
+                Err(TokenInsertError::Store(error)) => return Err(error).context("storing the token"),
+            }
+        }
+        TokenAction::List => {
+            for token in store.list_tokens().await? {
+                println!("{}\tcreated {}", token.name, token.created_at);
+            }
+        }
+        TokenAction::Revoke { name } => {
+            if !store.revoke_token(&name).await? {
+                anyhow::bail!("no token named `{name}`");
+            }
+            eprintln!("Revoked token `{name}`.");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what `docker stop` and systemd send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

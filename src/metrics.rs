@@ -1,0 +1,184 @@
+//! The Prometheus metrics behind `/metrics`. Each app instance owns its own
+//! registry (no global recorder), so tests running many apps in one process
+//! see only their own numbers.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::domain::Status;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScopeLabels {
+    scope: String,
+}
+
+/// Everything the service counts.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    submitted: Counter,
+    moderated: Family<StatusLabels, Counter>,
+    rate_limited: Family<ScopeLabels, Counter>,
+    pending: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to ~1.6 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 15))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("marginalia");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency =
+            Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let submitted = Counter::default();
+        let moderated = Family::<StatusLabels, Counter>::default();
+        let rate_limited = Family::<ScopeLabels, Counter>::default();
+        let pending = Gauge::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by method, route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
+        registry.register(
+            "comments_submitted",
+            "Comments accepted into the moderation queue",
+            submitted.clone(),
+        );
+        registry.register(
+            "comments_moderated",
+            "Moderation actions that changed a comment's status, by new status",
+            moderated.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit, by scope",
+            rate_limited.clone(),
+        );
+        registry.register(
+            "pending_comments",
+            "Comments awaiting moderation",
+            pending.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            submitted,
+            moderated,
+            rate_limited,
+            pending,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn comment_submitted(&self) {
+        self.submitted.inc();
+    }
+
+    pub fn comment_moderated(&self, status: Status) {
+        self.moderated
+            .get_or_create(&StatusLabels {
+                status: status.as_str().to_owned(),
+            })
+            .inc();
+    }
+
+    /// `scope` is `submit` or `admin_auth`.
+    pub fn rate_limited(&self, scope: &str) {
+        self.rate_limited
+            .get_or_create(&ScopeLabels {
+                scope: scope.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Renders the text exposition format, with the queue depth as measured now.
+    pub fn render(&self, pending_comments: i64) -> String {
+        self.pending.set(pending_comments);
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_the_queue_depth_appear_in_the_text_format() {
+        let metrics = Metrics::default();
+        metrics.observe_request("GET", "/api/comments", 200, 0.002);
+        metrics.comment_submitted();
+        metrics.comment_moderated(Status::Approved);
+        metrics.rate_limited("submit");
+        let text = metrics.render(7);
+        assert!(
+            text.contains(
+                r#"marginalia_http_requests_total{method="GET",route="/api/comments",status="200"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("marginalia_comments_submitted_total 1"), "{text}");
+        assert!(
+            text.contains(r#"marginalia_comments_moderated_total{status="approved"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"marginalia_rate_limited_total{scope="submit"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("marginalia_pending_comments 7"), "{text}");
+        assert!(
+            text.contains("marginalia_http_request_duration_seconds_bucket"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! The few filters the route modules share: the state, the client's address,
+//! a size-limited body, the query string and the moderator check.
+//!
+//! None of them rejects: each extracts a value (or a `Result` the handler
+//! turns into an error reply), so once a path and method match, that route
+//! answers, and a failure can never surface as another route's 404 or 405.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use warp::Filter;
+use warp::http::HeaderMap;
+use warp::http::header::{AUTHORIZATION, CONTENT_LENGTH};
+
+use crate::auth::Moderator;
+use crate::error::ApiError;
+use crate::server::ClientAddr;
+use crate::startup::AppState;
+
+/// Largest accepted request body (API.md: 128 KiB).
+pub const MAX_BODY_BYTES: usize = 128 * 1024;
+
+pub fn with_state(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Arc<AppState>,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// The client's address, resolved through trusted proxies (see `rate_limit`).
+pub fn client_ip(state: Arc<AppState>) -> impl Filter<Extract = (IpAddr,), Error = Infallible> + Clone {
+    warp::ext::optional::<ClientAddr>()
+        .and(warp::header::headers_cloned())
+        .map(move |peer: Option<ClientAddr>, headers: HeaderMap| {
+            // Only requests that did not come through the accept loop (warp's
+            // test harness) lack a peer.
+            let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ClientAddr(addr)| addr.ip());
+            let forwarded_for = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|value| value.to_str().ok());
+            state.clients.client_ip(peer, forwarded_for)
+        })
+}
+
+/// The raw query string, empty when there is none.
+pub fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
+    // `query::raw` rejects a request without a query; the fallback cannot.
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// Decodes a query string (or form body) into its pairs, keeping repeats.
+pub fn query_pairs(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str(raw).map_err(|_| ApiError::BadRequest("the query string is malformed".into()))
+}
+
+/// The request body, at most [`MAX_BODY_BYTES`], refused early when the
+/// declared length is already too large and cut off when a chunked body grows
+/// past the limit.
+pub fn limited_body() -> impl Filter<Extract = (Result<Bytes, ApiError>,), Error = warp::Rejection> + Clone {
+    warp::header::headers_cloned()
+        .and(warp::body::stream())
+        .then(|headers: HeaderMap, body| read_limited(headers, body))
+}
+
+async fn read_limited<S, B>(headers: HeaderMap, body: S) -> Result<Bytes, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let too_large = ApiError::PayloadTooLarge {
+        limit: MAX_BODY_BYTES,
+    };
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Err(too_large);
+    }
+    let mut collected = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    tokio::pin!(body);
+    while let Some(chunk) = body.next().await {
+        let mut chunk =
+            chunk.map_err(|_| ApiError::BadRequest("the request body could not be read".into()))?;
+        if collected.len() + chunk.remaining() > MAX_BODY_BYTES {
+            return Err(too_large);
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            collected.extend_from_slice(part);
+            let read = part.len();
+            chunk.advance(read);
+        }
+    }
+    Ok(collected.freeze())
+}
+
+/// The moderator behind the request's bearer token, or the error to answer
+/// with (401, or 429 while the client is locked out).
+pub fn moderator(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Result<Moderator, ApiError>,), Error = Infallible> + Clone {
+    with_state(state.clone())
+        .and(client_ip(state))
+        .and(warp::header::headers_cloned())
+        .then(
+            |state: Arc<AppState>, client: IpAddr, headers: HeaderMap| async move {
+                let authorization = headers.get(AUTHORIZATION).and_then(|value| value.to_str().ok());
+                let result = state.auth.authenticate(authorization, client).await;
+                if let Err(ApiError::RateLimited { .. }) = &result {
+                    state.metrics.rate_limited("admin_auth");
+                }
+                result
+            },
+        )
+}

@@ -1,0 +1,110 @@
+//! The HTTP surface, one module per audience:
+//!
+//! - [`public`]: what the widget calls (submit, thread, counts), with CORS;
+//! - [`admin`]: the moderator API behind bearer tokens;
+//! - [`ops`]: health, readiness and metrics for operators.
+//!
+//! Every path answers every outcome itself (a wrong method is a 405 of that
+//! path, with `Allow`); [`crate::error::handle_rejection`] only sees what
+//! matched no path at all. The whole tree is logged and measured here.
+
+pub mod admin;
+pub mod filters;
+pub mod ops;
+pub mod public;
+mod submission;
+
+use std::sync::Arc;
+
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+use warp::{Filter, log::Info};
+
+use crate::error::{ApiError, handle_rejection};
+use crate::startup::AppState;
+
+/// All routes, with JSON errors, security headers, request logs and metrics.
+pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    let metrics_state = state.clone();
+    let log = warp::log::custom(move |info: Info<'_>| {
+        let route = route_label(info.path());
+        let status = info.status().as_u16();
+        let elapsed = info.elapsed();
+        metrics_state
+            .metrics
+            .observe_request(info.method().as_str(), route, status, elapsed.as_secs_f64());
+        // The path only: query strings and bodies (emails, tokens) stay out of logs.
+        tracing::info!(
+            method = %info.method(),
+            route,
+            path = info.path(),
+            status,
+            latency_us = elapsed.as_micros() as u64,
+            "request"
+        );
+    });
+
+    public::routes(state.clone())
+        .or(admin::routes(state.clone()))
+        .unify()
+        .or(ops::routes(state))
+        .unify()
+        .recover(handle_rejection)
+        .unify()
+        .with(warp::reply::with::header("x-content-type-options", "nosniff"))
+        .map(Reply::into_response)
+        .with(log)
+        .map(Reply::into_response)
+        .boxed()
+}
+
+/// A 405 for a path that exists but not with this method. Put last in a
+/// path's alternatives.
+pub(crate) fn method_not_allowed(allow: &'static str) -> BoxedFilter<(Response,)> {
+    warp::any()
+        .map(move || ApiError::MethodNotAllowed { allow }.into_response())
+        .boxed()
+}
+
+/// The route template of a path, for metrics labels and logs: bounded, and
+/// free of ids and of anything a client chose.
+pub fn route_label(path: &str) -> &'static str {
+    match path {
+        "/api/comments" => "/api/comments",
+        "/api/counts" => "/api/counts",
+        "/api/admin/comments" => "/api/admin/comments",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        "/embed.js" => "/embed.js",
+        "/admin" => "/admin",
+        _ => match path.strip_prefix("/api/admin/comments/") {
+            Some(rest) if rest.ends_with("/approve") => "/api/admin/comments/{id}/approve",
+            Some(rest) if rest.ends_with("/reject") => "/api/admin/comments/{id}/reject",
+            Some(rest) if rest.ends_with("/spam") => "/api/admin/comments/{id}/spam",
+            Some(_) => "/api/admin/comments/{id}",
+            None => "other",
+        },
+    }
+}
+
+/// A JSON body with a status, as a plain response.
+pub(crate) fn json_response<T: serde::Serialize>(value: &T, status: StatusCode) -> Response {
+    warp::reply::with_status(warp::reply::json(value), status).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn ids_and_unknown_paths_collapse_into_templates() {
+        assert_eq!(
+            route_label("/api/admin/comments/42/approve"),
+            "/api/admin/comments/{id}/approve"
+        );
+        assert_eq!(route_label("/api/admin/comments/42"), "/api/admin/comments/{id}");
+        assert_eq!(route_label("/wp-login.php"), "other");
+    }
+}

@@ -1,0 +1,362 @@
+//! The public API the widget calls: submit a comment, read a thread, count
+//! comments. CORS applies here (and only here) per `ALLOWED_ORIGINS`.
+//!
+//! Nothing here ever publishes a pending, rejected or spam comment, nor an
+//! email, IP or user agent: the responses are built from `PublicComment`,
+//! which has no such fields.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH, LOCATION, REFERER};
+use warp::http::{HeaderMap, HeaderValue, StatusCode};
+use warp::reply::{Reply, Response};
+
+use super::filters::{client_ip, limited_body, query_pairs, raw_query, with_state};
+use super::submission::{SubmissionFormat, parse_submission};
+use super::{json_response, method_not_allowed};
+use crate::domain::{CommentId, PublicComment, Status, ThreadUri};
+use crate::error::{ApiError, respond};
+use crate::startup::AppState;
+
+/// Comments per thread page when the widget does not say.
+pub const DEFAULT_THREAD_LIMIT: u32 = 200;
+/// Larger `limit`s are clamped to this.
+pub const MAX_THREAD_LIMIT: u32 = 1000;
+/// Most uris one counts request may ask for.
+pub const MAX_COUNT_URIS: usize = 100;
+/// What a reader is told after submitting.
+pub const PENDING_MESSAGE: &str = "Your comment is awaiting moderation.";
+
+pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    let cors = cors(&state.allowed_origins);
+    let comments = warp::path!("api" / "comments").and(
+        submit(state.clone())
+            .or(thread(state.clone()))
+            .unify()
+            .or(method_not_allowed("GET, POST"))
+            .unify()
+            .with(cors.clone())
+            .map(Reply::into_response),
+    );
+    let counts = warp::path!("api" / "counts").and(
+        counts(state)
+            .or(method_not_allowed("GET"))
+            .unify()
+            .with(cors)
+            .map(Reply::into_response),
+    );
+    comments.or(counts).unify().boxed()
+}
+
+/// CORS for the blog's origins. The CORS wrapper sits inside each path, so a
+/// preflight is only answered for the public paths, never for admin ones.
+fn cors(origins: &[String]) -> warp::cors::Builder {
+    let builder = warp::cors()
+        .allow_methods(["GET", "POST"])
+        .allow_header("content-type")
+        .expose_header("retry-after")
+        .max_age(600);
+    if origins.is_empty() {
+        builder.allow_any_origin()
+    } else {
+        builder.allow_origins(origins.iter().map(String::as_str))
+    }
+}
+
+/// POST /api/comments
+fn submit(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    warp::post()
+        .and(with_state(state.clone()))
+        .and(client_ip(state))
+        .and(warp::header::headers_cloned())
+        .and(limited_body())
+        .then(submit_comment)
+        .map(respond)
+        .boxed()
+}
+
+/// The 202 answer: the comment as the public will see it once approved.
+#[derive(Serialize)]
+struct Submitted<'a> {
+    #[serde(flatten)]
+    comment: PublicComment,
+    uri: &'a str,
+    status: Status,
+    message: &'static str,
+}
+
+async fn submit_comment(
+    state: Arc<AppState>,
+    client: IpAddr,
+    headers: HeaderMap,
+    body: Result<Bytes, ApiError>,
+) -> Result<Response, ApiError> {
+    let format = SubmissionFormat::from_headers(&headers)?;
+    let body = body?;
+    let new_comment = parse_submission(format, &body, client, &headers)?;
+    // Limited after validation: a reader fixing a typo is not punished, while
+    // every submission that would be stored counts.
+    if let Err(retry_after_secs) = state.submissions.check(client) {
+        state.metrics.rate_limited("submit");
+        return Err(ApiError::RateLimited { retry_after_secs });
+    }
+    let stored = state
+        .store
+        .insert_comment(&new_comment)
+        .await?
+        .ok_or_else(|| ApiError::field("parent_id", "must be an approved comment on the same page"))?;
+    state.metrics.comment_submitted();
+    tracing::info!(id = stored.id, uri = %stored.uri, "comment submitted for moderation");
+
+    match format {
+        SubmissionFormat::Json => Ok(json_response(
+            &Submitted {
+                comment: stored.to_public(true),
+                uri: &stored.uri,
+                status: stored.status,
+                message: PENDING_MESSAGE,
+            },
+            StatusCode::ACCEPTED,
+        )),
+        SubmissionFormat::Form => Ok(form_success(&headers, &state.allowed_origins)),
+    }
+}
+
+/// A plain form post goes back to the page it came from, but only when that
+/// page's origin is explicitly allowed; otherwise a small page says what
+/// happened. Never a redirect anywhere else.
+fn form_success(headers: &HeaderMap, allowed_origins: &[String]) -> Response {
+    let back = headers
+        .get(REFERER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|referer| url::Url::parse(referer).ok())
+        .filter(|url| matches!(url.scheme(), "http" | "https"))
+        .filter(|url| allowed_origins.contains(&url.origin().ascii_serialization()));
+    if let Some(url) = back
+        && let Ok(location) = HeaderValue::from_str(url.as_str())
+    {
+        let mut response = StatusCode::SEE_OTHER.into_response();
+        response.headers_mut().insert(LOCATION, location);
+        return response;
+    }
+    let page = warp::reply::html(concat!(
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">",
+        "<meta name=\"viewport\" content=\"width=device-width\">",
+        "<title>Comment received</title>",
+        "<p>Thank you. Your comment is awaiting moderation.</p>",
+        "<p>You can go back to the page you came from.</p></html>"
+    ));
+    let mut response = warp::reply::with_status(page, StatusCode::ACCEPTED).into_response();
+    response.headers_mut().insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    response
+}
+
+/// GET /api/comments?uri=/path/&limit=N&after=CURSOR
+fn thread(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(with_state(state))
+        .and(raw_query())
+        .and(warp::header::headers_cloned())
+        .then(read_thread)
+        .map(respond)
+        .boxed()
+}
+
+#[derive(Serialize)]
+struct Thread<'a> {
+    uri: &'a str,
+    total: i64,
+    next: Option<String>,
+    comments: &'a [PublicComment],
+}
+
+/// The query of a thread read.
+struct ThreadQuery {
+    uri: ThreadUri,
+    limit: u32,
+    after: Option<CommentId>,
+}
+
+impl ThreadQuery {
+    fn parse(raw: &str) -> Result<Self, ApiError> {
+        let pairs = query_pairs(raw)?;
+        let value = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        let uri =
+            value("uri").ok_or_else(|| ApiError::BadRequest("the uri query parameter is required".into()))?;
+        let uri = ThreadUri::parse(uri).map_err(|message| ApiError::BadRequest(format!("uri {message}")))?;
+        Ok(Self {
+            uri,
+            limit: parse_limit(value("limit"), DEFAULT_THREAD_LIMIT, MAX_THREAD_LIMIT)?,
+            after: parse_cursor(value("after"))?,
+        })
+    }
+}
+
+/// `limit`: a positive integer, clamped to `max`.
+pub(crate) fn parse_limit(value: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match value {
+        None | Some("") => Ok(default),
+        Some(text) => match text.parse::<u64>() {
+            Ok(0) | Err(_) => Err(ApiError::BadRequest("limit must be a positive integer".into())),
+            Ok(limit) => Ok(limit.min(u64::from(max)) as u32),
+        },
+    }
+}
+
+/// `after`: the opaque `next` of a previous page (an id, today).
+pub(crate) fn parse_cursor(value: Option<&str>) -> Result<Option<CommentId>, ApiError> {
+    match value {
+        None | Some("") => Ok(None),
+        Some(text) => text
+            .parse::<CommentId>()
+            .ok()
+            .filter(|id| *id >= 0)
+            .map(Some)
+            .ok_or_else(|| ApiError::BadRequest("after must be the next cursor of a previous page".into())),
+    }
+}
+
+async fn read_thread(
+    state: Arc<AppState>,
+    raw_query: String,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let query = ThreadQuery::parse(&raw_query)?;
+    let page = state
+        .store
+        .approved_thread(&query.uri, query.after, query.limit)
+        .await?;
+    let body = serde_json::to_vec(&Thread {
+        uri: query.uri.as_str(),
+        total: page.total,
+        next: page.next.map(|id| id.to_string()),
+        comments: &page.comments,
+    })
+    .map_err(|error| ApiError::Internal(error.into()))?;
+
+    // The ETag is a digest of the exact bytes, so any moderation action that
+    // changes what this page shows changes it too.
+    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..16]));
+    let etag_value = HeaderValue::from_str(&etag).map_err(|error| ApiError::Internal(error.into()))?;
+    let mut response = if if_none_match(&headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut response = Response::new(body.into());
+        response
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        response
+    };
+    let response_headers = response.headers_mut();
+    response_headers.insert(ETAG, etag_value);
+    // Caches may keep it but must ask every time: moderation shows at once.
+    response_headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+/// True when `If-None-Match` names `etag` (weak comparison, as RFC 9110 asks
+/// for GET) or is `*`.
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|tag| tag.trim())
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+/// GET /api/counts?uri=/a/&uri=/b/
+fn counts(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(with_state(state))
+        .and(raw_query())
+        .then(count_comments)
+        .map(respond)
+        .boxed()
+}
+
+async fn count_comments(state: Arc<AppState>, raw_query: String) -> Result<Response, ApiError> {
+    let mut uris: Vec<ThreadUri> = Vec::new();
+    for (key, value) in query_pairs(&raw_query)? {
+        if key != "uri" {
+            continue;
+        }
+        let uri =
+            ThreadUri::parse(&value).map_err(|message| ApiError::BadRequest(format!("uri {message}")))?;
+        if !uris.contains(&uri) {
+            uris.push(uri);
+        }
+    }
+    if uris.is_empty() {
+        return Err(ApiError::BadRequest(
+            "at least one uri query parameter is required".into(),
+        ));
+    }
+    if uris.len() > MAX_COUNT_URIS {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_COUNT_URIS} uris per request"
+        )));
+    }
+    let found = state.store.approved_counts(&uris).await?;
+    let counts: BTreeMap<&str, i64> = uris
+        .iter()
+        .map(|uri| (uri.as_str(), found.get(uri.as_str()).copied().unwrap_or(0)))
+        .collect();
+    Ok(json_response(&counts, StatusCode::OK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_default_clamp_and_refuse_nonsense() {
+        assert_eq!(parse_limit(None, 200, 1000).unwrap(), 200);
+        assert_eq!(parse_limit(Some("5"), 200, 1000).unwrap(), 5);
+        assert_eq!(parse_limit(Some("99999999999"), 200, 1000).unwrap(), 1000);
+        assert!(parse_limit(Some("0"), 200, 1000).is_err());
+        assert!(parse_limit(Some("-1"), 200, 1000).is_err());
+        assert!(parse_limit(Some("ten"), 200, 1000).is_err());
+    }
+
+    #[test]
+    fn if_none_match_accepts_lists_weak_tags_and_star() {
+        let mut headers = HeaderMap::new();
+        headers.insert(IF_NONE_MATCH, "\"a\", W/\"b\"".parse().unwrap());
+        assert!(if_none_match(&headers, "\"b\""));
+        assert!(if_none_match(&headers, "\"a\""));
+        assert!(!if_none_match(&headers, "\"c\""));
+        headers.insert(IF_NONE_MATCH, "*".parse().unwrap());
+        assert!(if_none_match(&headers, "\"c\""));
+        assert!(!if_none_match(&HeaderMap::new(), "\"c\""));
+    }
+
+    #[test]
+    fn form_posts_only_redirect_to_allowed_origins() {
+        let allowed = vec!["https://blog.example".to_owned()];
+        let mut headers = HeaderMap::new();
+        headers.insert(REFERER, "https://blog.example/post/1".parse().unwrap());
+        let response = form_success(&headers, &allowed);
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(response.headers()[LOCATION], "https://blog.example/post/1");
+
+        headers.insert(REFERER, "https://evil.example/post/1".parse().unwrap());
+        assert_eq!(form_success(&headers, &allowed).status(), StatusCode::ACCEPTED);
+        headers.insert(REFERER, "https://blog.example.evil.example/".parse().unwrap());
+        assert_eq!(form_success(&headers, &allowed).status(), StatusCode::ACCEPTED);
+        // With no allow-list there is nothing to trust a Referer against.
+        headers.insert(REFERER, "https://blog.example/post/1".parse().unwrap());
+        assert_eq!(form_success(&headers, &[]).status(), StatusCode::ACCEPTED);
+    }
+}

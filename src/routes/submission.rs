@@ -1,0 +1,277 @@
+//! Turning a submitted JSON object or urlencoded form into a [`NewComment`],
+//! naming every field that is missing, of the wrong type or invalid at once.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use serde_json::Value;
+use warp::http::HeaderMap;
+use warp::http::header::{CONTENT_TYPE, USER_AGENT};
+
+use crate::domain::{AuthorName, CommentBody, CommentId, Email, NewComment, ThreadUri, Website};
+use crate::error::{ApiError, FieldErrors};
+
+/// Longest user agent kept for moderators; the rest is cut off.
+const MAX_USER_AGENT_CHARS: usize = 500;
+
+/// How the submission was encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmissionFormat {
+    /// `application/json`, from the widget.
+    Json,
+    /// `application/x-www-form-urlencoded`, from a plain HTML form.
+    Form,
+}
+
+impl SubmissionFormat {
+    /// From the `Content-Type` (parameters such as `charset` ignored); 415 otherwise.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+        let content_type = headers
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        if essence.eq_ignore_ascii_case("application/json") {
+            Ok(SubmissionFormat::Json)
+        } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            Ok(SubmissionFormat::Form)
+        } else {
+            Err(ApiError::UnsupportedMediaType)
+        }
+    }
+}
+
+/// The submitted fields before validation: present or not, of the right type or not.
+#[derive(Debug, Default)]
+struct RawSubmission {
+    uri: Option<String>,
+    name: Option<String>,
+    email: Option<String>,
+    website: Option<String>,
+    body: Option<String>,
+    parent_id: Option<CommentId>,
+    /// Fields of the wrong type, already named.
+    type_errors: FieldErrors,
+}
+
+const STRING_FIELDS: [&str; 5] = ["uri", "name", "email", "website", "body"];
+
+impl RawSubmission {
+    fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|error| ApiError::BadRequest(format!("malformed JSON: {error}")))?;
+        let Value::Object(object) = value else {
+            return Err(ApiError::BadRequest("the body must be a JSON object".into()));
+        };
+        let mut raw = RawSubmission::default();
+        for field in STRING_FIELDS {
+            match object.get(field) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(text)) => *raw.slot(field) = Some(text.clone()),
+                Some(_) => {
+                    raw.type_errors.insert(field, "must be a string".into());
+                }
+            }
+        }
+        match object.get("parent_id") {
+            None | Some(Value::Null) => {}
+            Some(Value::Number(number)) if number.as_i64().is_some() => raw.parent_id = number.as_i64(),
+            Some(_) => {
+                raw.type_errors
+                    .insert("parent_id", "must be an integer comment id".into());
+            }
+        }
+        Ok(raw)
+    }
+
+    fn from_form(body: &[u8]) -> Result<Self, ApiError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+            .map_err(|_| ApiError::BadRequest("malformed form data".into()))?;
+        // The first occurrence of a field wins, as with most form parsers.
+        let mut fields: HashMap<String, String> = HashMap::new();
+        for (key, value) in pairs {
+            fields.entry(key).or_insert(value);
+        }
+        let mut raw = RawSubmission::default();
+        for field in STRING_FIELDS {
+            *raw.slot(field) = fields.remove(field);
+        }
+        match fields.remove("parent_id").as_deref().map(str::trim) {
+            None | Some("") => {}
+            Some(text) => match text.parse::<CommentId>() {
+                Ok(id) => raw.parent_id = Some(id),
+                Err(_) => {
+                    raw.type_errors
+                        .insert("parent_id", "must be an integer comment id".into());
+                }
+            },
+        }
+        Ok(raw)
+    }
+
+    fn slot(&mut self, field: &str) -> &mut Option<String> {
+        match field {
+            "uri" => &mut self.uri,
+            "name" => &mut self.name,
+            "email" => &mut self.email,
+            "website" => &mut self.website,
+            _ => &mut self.body,
+        }
+    }
+
+    /// Validates every field, collecting all the errors before giving up.
+    fn validate(self, client: IpAddr, user_agent: Option<String>) -> Result<NewComment, ApiError> {
+        let mut errors = self.type_errors;
+        let uri = required(&mut errors, "uri", self.uri.as_deref(), ThreadUri::parse);
+        let name = required(&mut errors, "name", self.name.as_deref(), AuthorName::parse);
+        let email = required(&mut errors, "email", self.email.as_deref(), Email::parse);
+        let body = required(&mut errors, "body", self.body.as_deref(), CommentBody::parse);
+        let website = match self.website.as_deref().map(Website::parse_optional) {
+            None => None,
+            Some(Ok(website)) => website,
+            Some(Err(message)) => {
+                errors.entry("website").or_insert(message);
+                None
+            }
+        };
+        match (uri, name, email, body) {
+            (Some(uri), Some(name), Some(email), Some(body)) if errors.is_empty() => Ok(NewComment {
+                uri,
+                parent_id: self.parent_id,
+                name,
+                email,
+                website,
+                body,
+                ip: Some(client.to_string()),
+                user_agent,
+            }),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
+}
+
+/// Parses a required field, recording "is required" or the parser's message.
+/// A field already named for its type keeps that message.
+fn required<T>(
+    errors: &mut FieldErrors,
+    field: &'static str,
+    value: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Option<T> {
+    if errors.contains_key(field) {
+        return None;
+    }
+    let Some(value) = value else {
+        errors.insert(field, "is required".into());
+        return None;
+    };
+    parse(value).map_err(|message| errors.insert(field, message)).ok()
+}
+
+/// Parses and validates a submission body of the given format.
+pub fn parse_submission(
+    format: SubmissionFormat,
+    body: &[u8],
+    client: IpAddr,
+    headers: &HeaderMap,
+) -> Result<NewComment, ApiError> {
+    let raw = match format {
+        SubmissionFormat::Json => RawSubmission::from_json(body)?,
+        SubmissionFormat::Form => RawSubmission::from_form(body)?,
+    };
+    let user_agent = headers
+        .get(USER_AGENT)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()))
+        .map(|agent| {
+            agent
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_USER_AGENT_CHARS)
+                .collect()
+        });
+    raw.validate(client, user_agent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> IpAddr {
+        "192.0.2.1".parse().unwrap()
+    }
+
+    fn errors_of(result: Result<NewComment, ApiError>) -> FieldErrors {
+        match result {
+            Err(ApiError::Validation(errors)) => errors,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_missing_field_is_named_at_once() {
+        let errors = errors_of(parse_submission(
+            SubmissionFormat::Json,
+            b"{}",
+            client(),
+            &HeaderMap::new(),
+        ));
+        assert_eq!(
+            errors.keys().copied().collect::<Vec<_>>(),
+            ["body", "email", "name", "uri"]
+        );
+        assert!(errors.values().all(|message| message == "is required"));
+    }
+
+    #[test]
+    fn wrong_json_types_are_named() {
+        let body = br#"{"uri": 1, "name": ["x"], "email": true, "body": {}, "website": 3, "parent_id": "7"}"#;
+        let errors = errors_of(parse_submission(
+            SubmissionFormat::Json,
+            body,
+            client(),
+            &HeaderMap::new(),
+        ));
+        assert_eq!(errors.len(), 6, "{errors:?}");
+        assert_eq!(errors["parent_id"], "must be an integer comment id");
+        assert_eq!(errors["uri"], "must be a string");
+    }
+
+    #[test]
+    fn a_form_submission_parses_like_json() {
+        let body = b"uri=%2Fp%2F&name=Ada&email=ada%40example.org&website=&body=Hello&parent_id=";
+        let comment = parse_submission(SubmissionFormat::Form, body, client(), &HeaderMap::new()).unwrap();
+        assert_eq!(comment.uri.as_str(), "/p/");
+        assert_eq!(comment.website, None);
+        assert_eq!(comment.parent_id, None);
+        assert_eq!(comment.ip.as_deref(), Some("192.0.2.1"));
+    }
+
+    #[test]
+    fn non_objects_and_broken_json_are_bad_requests() {
+        for body in [&b"[1]"[..], b"{\"uri\": ", b"\"text\""] {
+            assert!(matches!(
+                parse_submission(SubmissionFormat::Json, body, client(), &HeaderMap::new()),
+                Err(ApiError::BadRequest(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn content_types_are_matched_by_essence() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, "application/json; charset=utf-8".parse().unwrap());
+        assert_eq!(
+            SubmissionFormat::from_headers(&headers).unwrap(),
+            SubmissionFormat::Json
+        );
+        headers.insert(CONTENT_TYPE, "text/plain".parse().unwrap());
+        assert!(matches!(
+            SubmissionFormat::from_headers(&headers),
+            Err(ApiError::UnsupportedMediaType)
+        ));
+        assert!(matches!(
+            SubmissionFormat::from_headers(&HeaderMap::new()),
+            Err(ApiError::UnsupportedMediaType)
+        ));
+    }
+}

@@ -1,0 +1,252 @@
+//! Persistence: every SQL statement of the service lives under this module.
+//!
+//! Two backends, both first-class: SQLite (the zero-set-up default, one file)
+//! and PostgreSQL (for several instances behind a load balancer). `sqlx::Any`
+//! cannot carry PostgreSQL's types, so each backend has its own small
+//! implementation and migration folder, and [`Store`] picks one by the URL
+//! scheme. The black-box tests run against both.
+
+mod postgres;
+mod sqlite;
+
+use std::collections::HashMap;
+
+use time::OffsetDateTime;
+
+use crate::domain::{Comment, CommentId, NewComment, PublicComment, Status, ThreadUri};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// A store failure, split the way the client needs it: "try again later"
+/// (503) or "we have a bug" (500).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or written right now (connection lost,
+    /// pool exhausted, disk full, read-only file, locked): the client may retry.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Anything else: a broken query, a constraint we did not expect, bad data.
+    #[error("database error")]
+    Other(#[source] sqlx::Error),
+}
+
+/// A page of a thread as the public sees it.
+#[derive(Debug, Clone)]
+pub struct ThreadPage {
+    /// Approved comments in the whole thread, not just this page.
+    pub total: i64,
+    pub comments: Vec<PublicComment>,
+    /// The cursor of the next page, if there is one.
+    pub next: Option<CommentId>,
+}
+
+/// A page of the moderation list.
+#[derive(Debug, Clone)]
+pub struct ModerationPage {
+    pub comments: Vec<Comment>,
+    pub next: Option<CommentId>,
+}
+
+/// What the moderation list asks for.
+#[derive(Debug, Clone)]
+pub struct ModerationQuery {
+    pub status: Status,
+    pub uri: Option<ThreadUri>,
+    /// Only comments after this cursor (in the list's order).
+    pub after: Option<CommentId>,
+    pub limit: u32,
+}
+
+impl ModerationQuery {
+    /// The queue is worked oldest first; the archives (approved, rejected,
+    /// spam) are browsed newest first.
+    pub fn newest_first(&self) -> bool {
+        self.status != Status::Pending
+    }
+}
+
+/// The outcome of a moderation action on an existing comment.
+#[derive(Debug, Clone)]
+pub struct Moderated {
+    pub comment: Comment,
+    /// False when the comment already had that status (a harmless repeat).
+    pub changed: bool,
+}
+
+/// A moderator token as listed by `marginalia token list` (never its value).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TokenRecord {
+    pub name: String,
+    pub token_hash: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// Why a token could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenInsertError {
+    #[error("a token named `{0}` already exists")]
+    NameTaken(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The configured backend.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+/// Calls the same method on whichever backend is configured.
+macro_rules! on_backend {
+    ($store:expr, $backend:ident => $call:expr) => {
+        match $store {
+            Store::Sqlite($backend) => $call,
+            Store::Postgres($backend) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Opens the database named by `url` (`sqlite://…` or `postgres://…`).
+    /// SQLite files are created if missing. Does not migrate.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Store::Sqlite(SqliteStore::connect(url).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(PostgresStore::connect(url).await?))
+        } else {
+            anyhow::bail!("the database URL must start with sqlite:// or postgres://")
+        }
+    }
+
+    /// Applies the embedded migrations of this backend.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        on_backend!(self, store => store.migrate().await)
+    }
+
+    /// "SQLite at marginalia.db", "PostgreSQL at host:5432/db": for logs, never
+    /// with a password.
+    pub fn describe(url: &str) -> String {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = path.split('?').next().unwrap_or(path);
+            return format!("SQLite at {path}");
+        }
+        match url::Url::parse(url) {
+            Ok(parsed) => format!(
+                "PostgreSQL at {}:{}{}",
+                parsed.host_str().unwrap_or("localhost"),
+                parsed.port().unwrap_or(5432),
+                parsed.path()
+            ),
+            Err(_) => "an unparseable database URL".into(),
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Answers when the database does.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_backend!(self, store => store.ping().await)
+    }
+
+    /// Stores a pending comment. `None` when its parent is not an approved
+    /// comment of the same thread (checked in the same statement as the insert,
+    /// so a parent rejected meanwhile cannot slip through).
+    pub async fn insert_comment(&self, comment: &NewComment) -> Result<Option<Comment>, StoreError> {
+        on_backend!(self, store => store.insert_comment(comment, now()).await)
+    }
+
+    /// Approved comments of a thread, oldest first, after the cursor.
+    pub async fn approved_thread(
+        &self,
+        uri: &ThreadUri,
+        after: Option<CommentId>,
+        limit: u32,
+    ) -> Result<ThreadPage, StoreError> {
+        on_backend!(self, store => store.approved_thread(uri, after, limit).await)
+    }
+
+    /// Approved comments per uri; uris without any are absent from the map.
+    pub async fn approved_counts(&self, uris: &[ThreadUri]) -> Result<HashMap<String, i64>, StoreError> {
+        on_backend!(self, store => store.approved_counts(uris).await)
+    }
+
+    /// The moderation list: one status, optionally one thread, keyset-paged.
+    pub async fn moderation_list(&self, query: &ModerationQuery) -> Result<ModerationPage, StoreError> {
+        on_backend!(self, store => store.moderation_list(query).await)
+    }
+
+    /// Sets a comment's status and records who did it and when. `None` for an
+    /// unknown id. Repeating an action changes nothing (not even the record of
+    /// who moderated).
+    pub async fn set_status(
+        &self,
+        id: CommentId,
+        status: Status,
+        moderator: &str,
+    ) -> Result<Option<Moderated>, StoreError> {
+        on_backend!(self, store => store.set_status(id, status, moderator, now()).await)
+    }
+
+    /// Deletes a comment for good; its replies stay (their `parent_id` is
+    /// cleared by the foreign key). False for an unknown id.
+    pub async fn delete_comment(&self, id: CommentId) -> Result<bool, StoreError> {
+        on_backend!(self, store => store.delete_comment(id).await)
+    }
+
+    /// How many comments await moderation.
+    pub async fn pending_count(&self) -> Result<i64, StoreError> {
+        on_backend!(self, store => store.pending_count().await)
+    }
+
+    pub async fn insert_token(&self, name: &str, token_hash: &str) -> Result<(), TokenInsertError> {
+        on_backend!(self, store => store.insert_token(name, token_hash, now()).await)
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        on_backend!(self, store => store.list_tokens().await)
+    }
+
+    /// False when no token has that name.
+    pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        on_backend!(self, store => store.revoke_token(name).await)
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        on_backend!(self, store => store.close().await)
+    }
+}
+
+/// The current time at the precision both backends keep (microseconds), so
+/// that what a response says is exactly what was stored.
+fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_microsecond(now.microsecond()).unwrap_or(now)
+}
+
+/// The number of rows a page query fetches: one more than asked, to learn
+/// whether a next page exists without a second query.
+fn fetch_limit(limit: u32) -> i64 {
+    i64::from(limit) + 1
+}
+
+/// Splits the extra row off a page and returns the cursor of the next page.
+fn split_page<T>(rows: &mut Vec<T>, limit: u32, id_of: impl Fn(&T) -> CommentId) -> Option<CommentId> {
+    if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(id_of)
+    } else {
+        None
+    }
+}

@@ -1,0 +1,297 @@
+//! The PostgreSQL backend, for sites that run several instances behind a load
+//! balancer. Every statement is atomic on its own, so instances need no
+//! coordination beyond the database.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use time::OffsetDateTime;
+
+use super::{
+    Moderated, ModerationPage, ModerationQuery, StoreError, ThreadPage, TokenInsertError, TokenRecord,
+    fetch_limit, split_page,
+};
+use crate::domain::{Comment, CommentId, NewComment, PublicComment, Status, ThreadUri};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The columns of [`Comment`], in one place for every moderator query.
+macro_rules! comment_columns {
+    () => {
+        "id, uri, parent_id, name, email, website, body, body_html, status, created_at, \
+         moderated_at, moderated_by, ip, user_agent"
+    };
+}
+
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(url).context("parsing the PostgreSQL database URL")?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            // When the database is away, fail a request within seconds (503)
+            // instead of letting it hang; the pool reconnects by itself later.
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(options)
+            .await
+            .context("connecting to PostgreSQL")?;
+        Ok(Self { pool })
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        // sqlx takes an advisory lock, so instances starting together migrate once.
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .context("applying the PostgreSQL migrations")
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    pub async fn insert_comment(
+        &self,
+        comment: &NewComment,
+        now: OffsetDateTime,
+    ) -> Result<Option<Comment>, StoreError> {
+        sqlx::query_as::<_, Comment>(concat!(
+            "INSERT INTO comments (uri, parent_id, name, email, website, body, body_html, status, \
+             created_at, ip, user_agent) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10 \
+             WHERE $2::BIGINT IS NULL OR EXISTS ( \
+                 SELECT 1 FROM comments WHERE id = $2 AND uri = $1 AND status = 'approved') \
+             RETURNING ",
+            comment_columns!()
+        ))
+        .bind(comment.uri.as_str())
+        .bind(comment.parent_id)
+        .bind(comment.name.as_str())
+        .bind(comment.email.as_str())
+        .bind(comment.website.as_ref().map(|w| w.as_str()))
+        .bind(comment.body.markdown())
+        .bind(comment.body.html())
+        .bind(now)
+        .bind(comment.ip.as_deref())
+        .bind(comment.user_agent.as_deref())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)
+    }
+
+    pub async fn approved_thread(
+        &self,
+        uri: &ThreadUri,
+        after: Option<CommentId>,
+        limit: u32,
+    ) -> Result<ThreadPage, StoreError> {
+        // REPEATABLE READ: the page and the total come from one snapshot.
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        let mut comments = sqlx::query_as::<_, PublicComment>(
+            "SELECT c.id, CASE WHEN p.id IS NULL THEN NULL ELSE c.parent_id END AS parent_id, \
+                    c.name, c.website, c.body_html, c.created_at \
+             FROM comments c \
+             LEFT JOIN comments p ON p.id = c.parent_id AND p.status = 'approved' \
+             WHERE c.uri = $1 AND c.status = 'approved' AND c.id > $2 \
+             ORDER BY c.id LIMIT $3",
+        )
+        .bind(uri.as_str())
+        .bind(after.unwrap_or(0))
+        .bind(fetch_limit(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM comments WHERE uri = $1 AND status = 'approved'")
+                .bind(uri.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        let next = split_page(&mut comments, limit, |c| c.id);
+        Ok(ThreadPage {
+            total,
+            comments,
+            next,
+        })
+    }
+
+    pub async fn approved_counts(&self, uris: &[ThreadUri]) -> Result<HashMap<String, i64>, StoreError> {
+        let uris: Vec<&str> = uris.iter().map(ThreadUri::as_str).collect();
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT uri, COUNT(*) FROM comments \
+             WHERE status = 'approved' AND uri = ANY($1) \
+             GROUP BY uri",
+        )
+        .bind(uris)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(rows.into_iter().collect())
+    }
+
+    pub async fn moderation_list(&self, query: &ModerationQuery) -> Result<ModerationPage, StoreError> {
+        let mut sql = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT ",
+            comment_columns!(),
+            " FROM comments WHERE status = "
+        ));
+        sql.push_bind(query.status.as_str());
+        if let Some(uri) = &query.uri {
+            sql.push(" AND uri = ").push_bind(uri.as_str());
+        }
+        let (compare, order) = if query.newest_first() {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        if let Some(after) = query.after {
+            sql.push(format_args!(" AND id {compare} ")).push_bind(after);
+        }
+        sql.push(format_args!(" ORDER BY id {order} LIMIT "))
+            .push_bind(fetch_limit(query.limit));
+        let mut comments = sql
+            .build_query_as::<Comment>()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        let next = split_page(&mut comments, query.limit, |c| c.id);
+        Ok(ModerationPage { comments, next })
+    }
+
+    pub async fn set_status(
+        &self,
+        id: CommentId,
+        status: Status,
+        moderator: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Moderated>, StoreError> {
+        let updated = sqlx::query_as::<_, Comment>(concat!(
+            "UPDATE comments SET status = $2, moderated_by = $3, moderated_at = $4 \
+             WHERE id = $1 AND status <> $2 RETURNING ",
+            comment_columns!()
+        ))
+        .bind(id)
+        .bind(status.as_str())
+        .bind(moderator)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        if let Some(comment) = updated {
+            return Ok(Some(Moderated {
+                comment,
+                changed: true,
+            }));
+        }
+        let existing = sqlx::query_as::<_, Comment>(concat!(
+            "SELECT ",
+            comment_columns!(),
+            " FROM comments WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(existing.map(|comment| Moderated {
+            comment,
+            changed: false,
+        }))
+    }
+
+    pub async fn delete_comment(&self, id: CommentId) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM comments WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    pub async fn pending_count(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM comments WHERE status = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
+    pub async fn insert_token(
+        &self,
+        name: &str,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), TokenInsertError> {
+        sqlx::query("INSERT INTO moderator_tokens (name, token_hash, created_at) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(token_hash)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|error| match &error {
+                sqlx::Error::Database(db) if db.is_unique_violation() => {
+                    TokenInsertError::NameTaken(name.to_owned())
+                }
+                _ => TokenInsertError::Store(classify(error)),
+            })?;
+        Ok(())
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        sqlx::query_as("SELECT name, token_hash, created_at FROM moderator_tokens ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
+    pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM moderator_tokens WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// SQLSTATE classes that mean "the database cannot take this right now":
+/// connection exceptions (08), insufficient resources (53), operator
+/// intervention such as a shutdown (57), and a read-only transaction (25006).
+fn classify(error: sqlx::Error) -> StoreError {
+    let unavailable = match &error {
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("53") || code.starts_with("57") || code == "25006"
+        }),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    };
+    if unavailable {
+        StoreError::Unavailable(error)
+    } else {
+        StoreError::Other(error)
+    }
+}

@@ -1,0 +1,21 @@
+//! The tracing subscriber: human-readable lines on stderr, written by a
+//! background thread so a slow terminal or pipe never stalls a request.
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. Keep the guard alive until exit: dropping
+/// it flushes what is still buffered.
+pub fn init(filter: &str) -> WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    // hyper reports every client that hangs up mid-request as an error; that is
+    // the client's business, not an operator's.
+    let filter = EnvFilter::try_new(format!("{filter},hyper=warn,hyper_util=warn"))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_target(false)
+        .init();
+    guard
+}

@@ -6,7 +6,7 @@
 //! every admin call cheap. Presented tokens are hashed and compared against
 //! every known hash in constant time, without stopping at the first match.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -127,17 +127,13 @@ fn bearer_token(header: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Counts authentication failures per client in fixed windows.
+/// Remembers each client's recent failures (at most `max_failures` of them)
+/// and locks it out while `max_failures` fall within one `window`: a sliding
+/// window, so failures straddling a minute boundary still count together.
 struct FailureLockout {
     max_failures: u32,
     window: Duration,
-    windows: Mutex<HashMap<IpAddr, FailureWindow>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct FailureWindow {
-    started: Instant,
-    failures: u32,
+    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
 }
 
 impl FailureLockout {
@@ -145,53 +141,47 @@ impl FailureLockout {
         Self {
             max_failures,
             window,
-            windows: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, VecDeque<Instant>>> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn check(&self, client: IpAddr) -> Result<(), ApiError> {
-        let windows = self
-            .windows
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(window) = windows.get(&client_key(client)) {
-            let elapsed = window.started.elapsed();
-            if window.failures >= self.max_failures && elapsed < self.window {
-                let remaining = self.window - elapsed;
-                return Err(ApiError::RateLimited {
+        let failures = self.lock();
+        let Some(recent) = failures.get(&client_key(client)) else {
+            return Ok(());
+        };
+        // Only the last `max_failures` are kept, so the oldest of a full list
+        // is the one whose expiry ends the lock-out.
+        match recent.front() {
+            Some(oldest) if recent.len() as u32 >= self.max_failures && oldest.elapsed() < self.window => {
+                let remaining = self.window - oldest.elapsed();
+                Err(ApiError::RateLimited {
                     retry_after_secs: remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0),
-                });
+                })
             }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     fn record_failure(&self, client: IpAddr) {
-        let mut windows = self
-            .windows
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = Instant::now();
-        let window = windows.entry(client_key(client)).or_insert(FailureWindow {
-            started: now,
-            failures: 0,
-        });
-        if now.duration_since(window.started) >= self.window {
-            *window = FailureWindow {
-                started: now,
-                failures: 0,
-            };
+        let mut failures = self.lock();
+        let recent = failures.entry(client_key(client)).or_default();
+        recent.push_back(Instant::now());
+        while recent.len() as u32 > self.max_failures {
+            recent.pop_front();
         }
-        window.failures += 1;
     }
 
     fn prune(&self) {
-        let mut windows = self
-            .windows
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        windows.retain(|_, window| window.started.elapsed() < self.window);
-        windows.shrink_to_fit();
+        let mut failures = self.lock();
+        failures.retain(|_, recent| recent.back().is_some_and(|last| last.elapsed() < self.window));
+        failures.shrink_to_fit();
     }
 }
 
@@ -242,7 +232,23 @@ mod tests {
         std::thread::sleep(Duration::from_millis(250));
         assert!(lockout.check(client).is_ok());
         lockout.prune();
-        assert!(lockout.windows.lock().unwrap().is_empty());
+        assert!(lockout.lock().is_empty());
+    }
+
+    #[test]
+    fn failures_straddling_a_window_boundary_still_count_together() {
+        let lockout = FailureLockout::new(4, Duration::from_millis(300));
+        let client: IpAddr = "192.0.2.9".parse().unwrap();
+        lockout.record_failure(client);
+        lockout.record_failure(client);
+        std::thread::sleep(Duration::from_millis(200));
+        lockout.record_failure(client);
+        assert!(lockout.check(client).is_ok(), "three failures are not yet four");
+        lockout.record_failure(client);
+        assert!(lockout.check(client).is_err());
+        // Once the first two age out, two remain: unlocked.
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(lockout.check(client).is_ok());
     }
 
     #[test]

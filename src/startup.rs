@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::rate_limit::{ClientResolver, SubmissionLimiter};
 use crate::routes;
 use crate::server::{self, ServerLimits};
-use crate::store::Store;
+use crate::store::{Store, TokenInsertError};
 
 /// How often the rate limiter and the auth lock-out forget idle clients.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
@@ -64,11 +64,14 @@ impl App {
         store.migrate().await?;
 
         let first_token = if config.admin_token.is_none() && store.list_tokens().await?.is_empty() {
-            Some(
-                auth::create_token(&store, auth::FIRST_TOKEN_NAME)
-                    .await
-                    .context("creating the first moderator token")?,
-            )
+            match auth::create_token(&store, auth::FIRST_TOKEN_NAME).await {
+                Ok(token) => Some(token),
+                // Another instance starting on the same database created it first.
+                Err(TokenInsertError::NameTaken(_)) => None,
+                Err(TokenInsertError::Store(error)) => {
+                    return Err(error).context("creating the first moderator token");
+                }
+            }
         } else {
             None
         };

@@ -40,7 +40,12 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
 
 /// GET /readyz: 200 when the database answers, 503 when not.
 async fn readiness(state: Arc<AppState>) -> Result<Response, ApiError> {
-    state.store.ping().await?;
+    // Whatever the failure, the instance cannot serve: not ready.
+    state
+        .store
+        .ping()
+        .await
+        .map_err(|error| ApiError::Unavailable(error.into()))?;
     Ok(json_response(
         &json!({"status": "ready", "database": state.store.backend_name()}),
         StatusCode::OK,

@@ -1,0 +1,142 @@
+//! Moderator tokens: 401s, named tokens, the first-start token and lock-out.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::*;
+
+async fn list_with(app: &TestApp, authorization: Option<&str>) -> reqwest::Response {
+    let mut request = app.client.get(app.url("/api/admin/comments"));
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_token_is_unauthorized_with_a_bearer_challenge() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let id = app.submit("/x/", "wait").await;
+        for authorization in [
+            None,
+            Some("Bearer wrong-token-wrong-token"),
+            Some("Basic YWRtaW46YWRtaW4="),
+        ] {
+            let response = list_with(&app, authorization).await;
+            assert_eq!(response.headers()["www-authenticate"], "Bearer");
+            assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+        }
+        // Every admin call is guarded, and nothing happens without a token.
+        let response = app
+            .client
+            .post(app.url(&format!("/api/admin/comments/{id}/approve")))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+        let response = app
+            .client
+            .delete(app.url(&format!("/api/admin/comments/{id}")))
+            .bearer_auth("wrong-token-wrong-token")
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+        assert_eq!(ids(&app.admin_list("").await["comments"]), [id]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stored_token_moderates_under_its_name_until_revoked() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let store = marginalia::store::Store::connect(app.database_url())
+            .await
+            .unwrap();
+        let token = marginalia::auth::create_token(&store, "carol").await.unwrap();
+        let token = secrecy::ExposeSecret::expose_secret(&token).to_owned();
+
+        let id = app.submit("/x/", "by carol").await;
+        let response = app
+            .client
+            .post(app.url(&format!("/api/admin/comments/{id}/approve")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let comment: Value = response.json().await.unwrap();
+        assert_eq!(comment["moderated_by"], "carol");
+
+        // Only the hash is stored.
+        let stored = store.list_tokens().await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_ne!(stored[0].token_hash, token);
+        assert_eq!(stored[0].token_hash, marginalia::auth::hash_token(&token));
+
+        assert!(store.revoke_token("carol").await.unwrap());
+        let response = list_with(&app, Some(&format!("Bearer {token}"))).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        store.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_first_start_without_any_token_creates_one_that_works() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app_with(backend, |config| config.admin_token = None).await;
+        let token = app.first_token.clone().expect("a first token is created");
+        assert!(token.len() >= 16);
+        let response = list_with(&app, Some(&format!("Bearer {token}"))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+
+        // The next start finds it and creates no other.
+        let app = app.restart().await;
+        assert!(app.first_token.is_none());
+        let response = list_with(&app, Some(&format!("Bearer {token}"))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ten_wrong_tokens_in_a_minute_lock_the_client_out() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        for _ in 0..10 {
+            let response = list_with(&app, Some("Bearer guess-guess-guess-guess")).await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+        // Now even the right token is refused from this address.
+        let response = app
+            .admin(Method::GET, "/api/admin/comments")
+            .send()
+            .await
+            .unwrap();
+        let retry_after: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
+        assert_error(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+        // The public API is not affected.
+        assert_eq!(app.get_thread("uri=/x/").await.status(), StatusCode::OK);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_short_admin_token_is_refused_at_start() {
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    let mut config = test_config(database.url());
+    config.admin_token = Some(secrecy::SecretString::from("short"));
+    let error = match marginalia::startup::App::build(&config).await {
+        Ok(_) => panic!("a 5-character token must be refused"),
+        Err(error) => error,
+    };
+    assert!(error.to_string().contains("at least 16"), "{error}");
+}

@@ -1,0 +1,381 @@
+//! `spawn_app` and the typed helpers the tests are written with.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+
+use marginalia::config::Config;
+use marginalia::startup::App;
+use reqwest::{Response, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sqlx::Connection;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The moderator token every test app is configured with (named `admin`).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server the suite may use, from `MARGINALIA_TEST_DATABASE_URL`.
+pub fn postgres_server_url() -> Option<String> {
+    std::env::var("MARGINALIA_TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// SQLite always; PostgreSQL too when a server is configured.
+pub fn backends() -> Vec<Backend> {
+    let mut backends = vec![Backend::Sqlite];
+    if postgres_server_url().is_some() {
+        backends.push(Backend::Postgres);
+    }
+    backends
+}
+
+/// Runs `test` once per backend under test, saying which on failure.
+pub async fn for_each_backend<F, Fut>(test: F)
+where
+    F: Fn(Backend) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for backend in backends() {
+        eprintln!("--- backend: {backend:?}");
+        test(backend).await;
+    }
+}
+
+/// A database that exists for one test and is removed afterwards.
+pub enum TestDatabase {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        url: String,
+    },
+    Postgres {
+        server_url: String,
+        name: String,
+        url: String,
+    },
+}
+
+impl TestDatabase {
+    pub async fn create(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let url = format!("sqlite://{}", dir.path().join("marginalia.db").display());
+                TestDatabase::Sqlite { _dir: dir, url }
+            }
+            Backend::Postgres => {
+                let server_url = postgres_server_url().expect("MARGINALIA_TEST_DATABASE_URL");
+                let name = format!("marginalia_test_{}", uuid::Uuid::new_v4().simple());
+                let mut connection = sqlx::PgConnection::connect(&server_url)
+                    .await
+                    .expect("connecting to the PostgreSQL test server");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut connection)
+                    .await
+                    .expect("creating the test database");
+                let _ = connection.close().await;
+                let mut url = url::Url::parse(&server_url).expect("a PostgreSQL URL");
+                url.set_path(&name);
+                TestDatabase::Postgres {
+                    server_url,
+                    name,
+                    url: url.to_string(),
+                }
+            }
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            TestDatabase::Sqlite { url, .. } | TestDatabase::Postgres { url, .. } => url,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let TestDatabase::Postgres { server_url, name, .. } = self {
+            let (server_url, name) = (server_url.clone(), name.clone());
+            let database = name.clone();
+            // Drop runs inside the test's runtime, which cannot be blocked on:
+            // use a runtime of our own on a plain thread.
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async {
+                    let mut connection = sqlx::PgConnection::connect(&server_url).await?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+                    )))
+                    .execute(&mut connection)
+                    .await?;
+                    Ok::<_, anyhow::Error>(())
+                })
+            })
+            .join();
+            if !matches!(dropped, Ok(Ok(()))) {
+                eprintln!("could not drop test database {name}");
+            }
+        }
+    }
+}
+
+/// A running instance and a client for it.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    pub config: Config,
+    pub first_token: Option<String>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    // Last: dropped after the server has stopped. `None` only while
+    // `restart` hands it to the next instance.
+    database: Option<TestDatabase>,
+}
+
+/// The configuration tests start from: a private port, a generous rate limit
+/// (tests submit many comments from 127.0.0.1) and a known admin token.
+pub fn test_config(database_url: &str) -> Config {
+    Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database: marginalia::config::DatabaseArgs {
+            database_url: Some(database_url.to_owned()),
+        },
+        admin_token: Some(SecretString::from(ADMIN_TOKEN)),
+        rate_limit_per_minute: NonZeroU32::new(10_000).unwrap(),
+        rate_limit_burst: NonZeroU32::new(10_000).unwrap(),
+        allowed_origins: Vec::new(),
+        trusted_proxies: Vec::new(),
+        ..Config::default()
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts an app whose configuration `customize` may change first.
+pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Config)) -> TestApp {
+    let database = TestDatabase::create(backend).await;
+    let mut config = test_config(database.url());
+    customize(&mut config);
+    start(config, database).await
+}
+
+async fn start(config: Config, database: TestDatabase) -> TestApp {
+    let mut app = App::build(&config).await.expect("the app builds");
+    let address = app.address();
+    let first_token = app
+        .take_first_token()
+        .map(|token| secrecy::ExposeSecret::expose_secret(&token).to_owned());
+    let (shutdown, shutdown_signal) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async {
+        let _ = shutdown_signal.await;
+    }));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestApp {
+        address,
+        client,
+        config,
+        first_token,
+        shutdown: Some(shutdown),
+        server: Some(server),
+        database: Some(database),
+    }
+}
+
+impl TestApp {
+    pub fn database_url(&self) -> &str {
+        self.database.as_ref().expect("the database").url()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    /// Stops the server and waits until it has shut down.
+    pub async fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("the server task ends cleanly");
+        }
+    }
+
+    /// Stops this instance and starts a new one on the same database.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let mut config = self.config.clone();
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        let database = self.database.take().expect("the database");
+        start(config, database).await
+    }
+
+    // --- public API ---
+
+    pub async fn post_json(&self, body: &Value) -> Response {
+        self.client
+            .post(self.url("/api/comments"))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Submits a valid comment on `uri` and returns its id.
+    pub async fn submit(&self, uri: &str, body: &str) -> i64 {
+        self.submit_with(json!({"uri": uri, "body": body})).await
+    }
+
+    /// Submits a valid comment whose fields `overrides` may replace.
+    pub async fn submit_with(&self, overrides: Value) -> i64 {
+        let mut comment = valid_comment();
+        merge(&mut comment, overrides);
+        let response = self.post_json(&comment).await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "submission refused: {body}");
+        body["id"].as_i64().expect("an id")
+    }
+
+    /// Submits and approves a comment; returns its id.
+    pub async fn publish(&self, uri: &str, body: &str) -> i64 {
+        let id = self.submit(uri, body).await;
+        assert_eq!(self.moderate(id, "approve").await.status(), StatusCode::OK);
+        id
+    }
+
+    pub async fn get_thread(&self, query: &str) -> Response {
+        self.client
+            .get(self.url(&format!("/api/comments?{query}")))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The public thread of `uri` as JSON (asserting a 200).
+    pub async fn thread(&self, uri: &str) -> Value {
+        let response = self.get_thread(&format!("uri={}", encode(uri))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    /// The ids in the public thread of `uri`, in order.
+    pub async fn thread_ids(&self, uri: &str) -> Vec<i64> {
+        ids(&self.thread(uri).await["comments"])
+    }
+
+    // --- moderator API ---
+
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// POST /api/admin/comments/{id}/{action}
+    pub async fn moderate(&self, id: i64, action: &str) -> Response {
+        self.admin(
+            reqwest::Method::POST,
+            &format!("/api/admin/comments/{id}/{action}"),
+        )
+        .send()
+        .await
+        .unwrap()
+    }
+
+    pub async fn delete(&self, id: i64) -> Response {
+        self.admin(reqwest::Method::DELETE, &format!("/api/admin/comments/{id}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET /api/admin/comments?{query} as JSON (asserting a 200).
+    pub async fn admin_list(&self, query: &str) -> Value {
+        let response = self
+            .admin(reqwest::Method::GET, &format!("/api/admin/comments?{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // A test that panicked never called stop(): end the server anyway.
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// A submission that passes every rule.
+pub fn valid_comment() -> Value {
+    json!({
+        "uri": "/posts/hello/",
+        "name": "Ada Lovelace",
+        "email": "ada@example.org",
+        "website": "https://ada.example/",
+        "body": "A *thoughtful* comment.",
+    })
+}
+
+/// Overwrites `target`'s fields with `overrides`' (a `null` removes one).
+pub fn merge(target: &mut Value, overrides: Value) {
+    let (Value::Object(target), Value::Object(overrides)) = (target, overrides) else {
+        panic!("merge needs two objects");
+    };
+    for (key, value) in overrides {
+        if value.is_null() {
+            target.remove(&key);
+        } else {
+            target.insert(key, value);
+        }
+    }
+}
+
+pub fn ids(comments: &Value) -> Vec<i64> {
+    comments
+        .as_array()
+        .expect("a list of comments")
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// Percent-encodes a query value.
+pub fn encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// Asserts the JSON error shape and returns the body.
+pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "errors are JSON"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], code, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    body
+}

@@ -1,0 +1,21 @@
+//! Black-box tests of the HTTP API: each test starts a private server on a
+//! random loopback port with its own database and talks HTTP to it.
+//!
+//! Every test runs against SQLite, and also against PostgreSQL when
+//! `MARGINALIA_TEST_DATABASE_URL` names a PostgreSQL server (each test then
+//! creates and drops a database of its own).
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod cors;
+mod errors;
+mod moderation;
+mod ops;
+mod privacy;
+mod rate_limit;
+mod restart;
+mod sanitize;
+mod submit;
+mod thread;

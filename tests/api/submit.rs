@@ -1,0 +1,396 @@
+//! POST /api/comments: what is accepted, what is refused and how.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_valid_comment_is_accepted_as_pending() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let response = app.post_json(&valid_comment()).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["status"], "pending");
+        assert_eq!(body["message"], "Your comment is awaiting moderation.");
+        assert_eq!(body["name"], "Ada Lovelace");
+        assert_eq!(body["website"], "https://ada.example/");
+        assert_eq!(body["parent_id"], Value::Null);
+        assert_eq!(body["body_html"], "<p>A <em>thoughtful</em> comment.</p>\n");
+        assert!(body["id"].as_i64().unwrap() > 0);
+        let created = body["created_at"].as_str().unwrap();
+        assert!(
+            time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339).is_ok(),
+            "created_at is RFC 3339: {created}"
+        );
+        assert!(body.get("email").is_none() && body.get("ip").is_none() && body.get("user_agent").is_none());
+
+        // It waits in the queue with everything the moderator needs.
+        let queue = app.admin_list("status=pending").await;
+        let queued = &queue["comments"][0];
+        assert_eq!(queued["id"], body["id"]);
+        assert_eq!(queued["email"], "ada@example.org");
+        assert_eq!(queued["body"], "A *thoughtful* comment.");
+        assert_eq!(queued["ip"], "127.0.0.1");
+        assert_eq!(queued["status"], "pending");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_missing_field_is_named_at_once() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let body = assert_error(
+            app.post_json(&json!({})).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+        )
+        .await;
+        let fields = body["fields"].as_object().unwrap();
+        let mut named: Vec<&str> = fields.keys().map(String::as_str).collect();
+        named.sort();
+        assert_eq!(named, ["body", "email", "name", "uri"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn fields_of_the_wrong_json_type_are_named() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let mut comment = valid_comment();
+        merge(&mut comment, json!({"name": 42, "body": ["x"], "parent_id": "1"}));
+        let body = assert_error(
+            app.post_json(&comment).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+        )
+        .await;
+        let fields = body["fields"].as_object().unwrap();
+        assert_eq!(fields.len(), 3, "{body}");
+        assert!(
+            fields.contains_key("name") && fields.contains_key("body") && fields.contains_key("parent_id")
+        );
+    })
+    .await;
+}
+
+/// Each rule of API.md, with the field it must name.
+fn invalid_cases() -> Vec<(&'static str, Value)> {
+    vec![
+        ("uri", json!({"uri": "posts/1"})),
+        ("uri", json!({"uri": "/a b"})),
+        ("uri", json!({"uri": "/a\u{7}b"})),
+        ("uri", json!({"uri": format!("/{}", "a".repeat(500))})),
+        ("name", json!({"name": "   "})),
+        ("name", json!({"name": "n".repeat(81)})),
+        ("name", json!({"name": "Ada\u{0}"})),
+        ("email", json!({"email": "not-an-address"})),
+        (
+            "email",
+            json!({"email": format!("{}@{}.org", "a".repeat(64), "b".repeat(200))}),
+        ),
+        ("email", json!({"email": ""})),
+        ("website", json!({"website": "javascript:alert(1)"})),
+        ("website", json!({"website": "/relative"})),
+        ("website", json!({"website": "ftp://ada.example/"})),
+        (
+            "website",
+            json!({"website": format!("https://ada.example/{}", "a".repeat(490))}),
+        ),
+        ("body", json!({"body": " \n "})),
+        ("body", json!({"body": "b".repeat(10_001)})),
+        ("body", json!({"body": "nul \u{0} inside"})),
+        ("body", json!({"body": format!("{} deep", ">".repeat(5_000))})),
+        ("parent_id", json!({"parent_id": 999_999})),
+    ]
+}
+
+#[tokio::test]
+async fn each_validation_rule_names_its_field() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        for (field, overrides) in invalid_cases() {
+            let mut comment = valid_comment();
+            merge(&mut comment, overrides.clone());
+            let body = assert_error(
+                app.post_json(&comment).await,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+            )
+            .await;
+            let fields = body["fields"].as_object().unwrap();
+            assert_eq!(
+                fields.keys().collect::<Vec<_>>(),
+                [field],
+                "{overrides} gave {body}"
+            );
+        }
+        // Nothing of it was stored.
+        assert_eq!(app.admin_list("status=pending").await["comments"], json!([]));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn values_at_the_limits_are_accepted_and_counted_in_characters() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        app.submit_with(json!({
+            "uri": format!("/{}", "é".repeat(499)),
+            "name": "ß".repeat(80),
+            "body": "ü".repeat(10_000),
+            "website": "",
+        }))
+        .await;
+        let queued = &app.admin_list("status=pending").await["comments"][0];
+        assert_eq!(queued["website"], Value::Null, "\"\" means no website");
+        assert_eq!(queued["name"].as_str().unwrap().chars().count(), 80);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn names_and_bodies_are_trimmed() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let id = app
+            .submit_with(json!({"name": "  Ada  ", "body": "\n hello \n"}))
+            .await;
+        let queued = &app.admin_list("").await["comments"][0];
+        assert_eq!(queued["id"], id);
+        assert_eq!(queued["name"], "Ada");
+        assert_eq!(queued["body"], "hello");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn replies_must_name_an_approved_comment_of_the_same_page() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let approved = app.publish("/a/", "parent").await;
+        let pending = app.submit("/a/", "still pending").await;
+
+        let reply = app
+            .submit_with(json!({"uri": "/a/", "parent_id": approved}))
+            .await;
+        let thread_after_approval = {
+            app.moderate(reply, "approve").await;
+            app.thread("/a/").await
+        };
+        assert_eq!(thread_after_approval["comments"][1]["parent_id"], approved);
+
+        for parent in [pending, 999_999] {
+            let mut comment = valid_comment();
+            merge(&mut comment, json!({"uri": "/a/", "parent_id": parent}));
+            let body = assert_error(
+                app.post_json(&comment).await,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+            )
+            .await;
+            assert!(body["fields"]["parent_id"].is_string(), "{body}");
+        }
+        // An approved comment of another page is not a parent here.
+        let mut comment = valid_comment();
+        merge(&mut comment, json!({"uri": "/b/", "parent_id": approved}));
+        let body = assert_error(
+            app.post_json(&comment).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+        )
+        .await;
+        assert!(body["fields"]["parent_id"].is_string());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_bad_request() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        for body in ["{\"uri\": ", "not json", "[1, 2]", "\"text\"", deep.as_str()] {
+            let response = app
+                .client
+                .post(app.url("/api/comments"))
+                .header("content-type", "application/json")
+                .body(body.to_owned())
+                .send()
+                .await
+                .unwrap();
+            assert_error(response, StatusCode::BAD_REQUEST, "bad_request").await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn other_content_types_are_unsupported() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        for content_type in [Some("text/plain"), Some("multipart/form-data; boundary=x"), None] {
+            let mut request = app
+                .client
+                .post(app.url("/api/comments"))
+                .body(valid_comment().to_string());
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let response = request.send().await.unwrap();
+            assert_error(
+                response,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+            )
+            .await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bodies_over_128_kib_are_too_large_whether_declared_or_streamed() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let mut comment = valid_comment();
+        merge(&mut comment, json!({"body": "x".repeat(129 * 1024)}));
+        let response = app.post_json(&comment).await;
+        assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+
+        // Chunked, with no Content-Length to refuse early.
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..40).map(|_| Ok(vec![b' '; 4096])).collect();
+        let response = app
+            .client
+            .post(app.url("/api/comments"))
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_plain_form_post_is_accepted_with_a_small_page() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let response = app
+            .client
+            .post(app.url("/api/comments"))
+            .form(&[
+                ("uri", "/form/"),
+                ("name", "Form Reader"),
+                ("email", "form@example.org"),
+                ("website", ""),
+                ("body", "Sent without JavaScript"),
+                ("parent_id", ""),
+            ])
+            .header("referer", "https://evil.example/phish")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::ACCEPTED,
+            "no redirect to an unlisted origin"
+        );
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let page = response.text().await.unwrap();
+        assert!(page.contains("awaiting moderation"));
+        assert!(!page.contains("evil.example"));
+        let queued = &app.admin_list("uri=/form/").await["comments"][0];
+        assert_eq!(queued["name"], "Form Reader");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_form_post_from_an_allowed_origin_goes_back_to_its_page() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app_with(backend, |config| {
+            config.allowed_origins = vec!["https://blog.example".into()];
+        })
+        .await;
+        let form = [
+            ("uri", "/form/"),
+            ("name", "Form Reader"),
+            ("email", "form@example.org"),
+            ("body", "Sent without JavaScript"),
+        ];
+        let response = app
+            .client
+            .post(app.url("/api/comments"))
+            .form(&form)
+            .header("referer", "https://blog.example/form/")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(response.headers()["location"], "https://blog.example/form/");
+
+        // A look-alike origin is not the allowed one.
+        let response = app
+            .client
+            .post(app.url("/api/comments"))
+            .form(&form)
+            .header("referer", "https://blog.example.evil.example/form/")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        assert!(response.headers().get("location").is_none());
+
+        // Form errors are named like JSON ones.
+        let response = app
+            .client
+            .post(app.url("/api/comments"))
+            .form(&[("uri", "/form/"), ("parent_id", "abc")])
+            .send()
+            .await
+            .unwrap();
+        let body = assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "validation").await;
+        assert_eq!(body["fields"].as_object().unwrap().len(), 4, "{body}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refused_requests_leave_stored_comments_untouched() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let published = app.publish("/keep/", "kept as is").await;
+        let before = app.thread("/keep/").await;
+        let queue_before = app.admin_list("status=approved").await;
+
+        let mut bad = valid_comment();
+        merge(
+            &mut bad,
+            json!({"uri": "/keep/", "parent_id": published, "email": "nope"}),
+        );
+        app.post_json(&bad).await;
+        app.client
+            .post(app.url("/api/comments"))
+            .header("content-type", "application/json")
+            .body("{\"uri\": \"/keep/\"")
+            .send()
+            .await
+            .unwrap();
+        app.moderate(published + 1000, "reject").await;
+        app.delete(published + 1000).await;
+
+        assert_eq!(app.thread("/keep/").await, before);
+        assert_eq!(app.admin_list("status=approved").await, queue_before);
+    })
+    .await;
+}

@@ -1,5 +1,10 @@
-//! Moderator authentication: bearer tokens and the lock-out of IPs that keep
-//! presenting wrong ones.
+//! Moderator authentication: bearer tokens, the browser sessions of the
+//! moderation page, and the lock-out of IPs that keep presenting wrong ones.
+//!
+//! The /admin page trades a token for a session: an HttpOnly, SameSite=Strict
+//! cookie (no script can read it) plus a CSRF token the page must send back in
+//! a header on every call. Sessions live in the database, so they work across
+//! several instances, and end when their token is revoked.
 //!
 //! Tokens are 256 random bits. Only a SHA-256 of each is stored: a slow
 //! password hash buys nothing for secrets this long, and a fast hash keeps
@@ -32,17 +37,48 @@ pub const MIN_TOKEN_CHARS: usize = 16;
 pub const MAX_FAILURES: u32 = 10;
 pub const LOCKOUT_WINDOW: Duration = Duration::from_secs(60);
 
+/// The cookie holding a moderation-page session.
+pub const SESSION_COOKIE: &str = "marginalia_session";
+/// The header every cookie-authenticated call must carry.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// How long a moderation-page session lasts.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// What a request presented to prove it comes from a moderator.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Credentials<'a> {
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// The session cookie's value.
+    pub session: Option<&'a str>,
+    /// The CSRF header's value.
+    pub csrf: Option<&'a str>,
+}
+
+/// A session just started: the cookie value and the CSRF token, both shown once.
+#[derive(Debug)]
+pub struct NewSession {
+    pub moderator: Moderator,
+    pub session_id: String,
+    pub csrf_token: String,
+}
+
 /// Who performed a moderation action; its name is recorded as `moderated_by`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Moderator {
     pub name: String,
 }
 
-/// A new random token: `mrg_` and 43 URL-safe characters.
-pub fn generate_token() -> SecretString {
+/// 256 random bits, URL-safe.
+fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    SecretString::from(format!("mrg_{}", URL_SAFE_NO_PAD.encode(bytes)))
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A new random token: `mrg_` and 43 URL-safe characters.
+pub fn generate_token() -> SecretString {
+    SecretString::from(format!("mrg_{}", random_secret()))
 }
 
 /// The stored form of a token: lowercase hex SHA-256.
@@ -75,19 +111,71 @@ impl Authenticator {
         }
     }
 
-    /// The moderator behind an `Authorization` header value, or 401; 429 while
-    /// the client is locked out (checked first, so a locked-out client cannot
-    /// keep guessing).
+    /// The moderator behind a request: a bearer token, or else a session
+    /// cookie with its CSRF header. 401 when neither proves anything, 403 for a
+    /// session without the right CSRF header, and 429 while the client is
+    /// locked out (checked first, so a locked-out client cannot keep guessing).
     pub async fn authenticate(
         &self,
-        authorization: Option<&str>,
+        credentials: Credentials<'_>,
         client: IpAddr,
     ) -> Result<Moderator, ApiError> {
         self.lockout.check(client)?;
-        let Some(token) = authorization.and_then(bearer_token) else {
-            // No credential at all is not a guess; only wrong tokens count.
+        if let Some(token) = credentials.authorization.and_then(bearer_token) {
+            return self.token_moderator(token, client).await;
+        }
+        let Some(session_id) = credentials.session else {
+            // No credential at all is not a guess; only wrong ones count.
             return Err(ApiError::Unauthorized);
         };
+        let (moderator, csrf_token) = self.session_moderator(session_id, client).await?;
+        let csrf_matches = credentials
+            .csrf
+            .is_some_and(|presented| bool::from(presented.as_bytes().ct_eq(csrf_token.as_bytes())));
+        if !csrf_matches {
+            return Err(ApiError::Forbidden(format!(
+                "the {CSRF_HEADER} header of this session is missing or wrong"
+            )));
+        }
+        Ok(moderator)
+    }
+
+    /// Trades a token for a new session.
+    pub async fn start_session(&self, token: &str, client: IpAddr) -> Result<NewSession, ApiError> {
+        self.lockout.check(client)?;
+        let moderator = self.token_moderator(token, client).await?;
+        let session_id = random_secret();
+        let csrf_token = random_secret();
+        let expires_at = time::OffsetDateTime::now_utc() + SESSION_LIFETIME;
+        self.store
+            .insert_session(&hash_token(&session_id), &moderator.name, &csrf_token, expires_at)
+            .await?;
+        Ok(NewSession {
+            moderator,
+            session_id,
+            csrf_token,
+        })
+    }
+
+    /// The moderator and CSRF token of a live session, for the page to resume
+    /// after a reload (the cookie alone suffices: SameSite=Strict keeps other
+    /// sites from sending it, and they cannot read the answer).
+    pub async fn resume_session(
+        &self,
+        session_id: Option<&str>,
+        client: IpAddr,
+    ) -> Result<(Moderator, String), ApiError> {
+        self.lockout.check(client)?;
+        let session_id = session_id.ok_or(ApiError::Unauthorized)?;
+        self.session_moderator(session_id, client).await
+    }
+
+    /// Ends a session (logging out); unknown sessions are ignored.
+    pub async fn end_session(&self, session_id: &str) -> Result<(), ApiError> {
+        Ok(self.store.delete_session(&hash_token(session_id)).await?)
+    }
+
+    async fn token_moderator(&self, token: &str, client: IpAddr) -> Result<Moderator, ApiError> {
         match self.moderator_for(token).await? {
             Some(moderator) => Ok(moderator),
             None => {
@@ -95,6 +183,35 @@ impl Authenticator {
                 Err(ApiError::Unauthorized)
             }
         }
+    }
+
+    /// A live session's moderator, as long as the token it came from still exists.
+    async fn session_moderator(
+        &self,
+        session_id: &str,
+        client: IpAddr,
+    ) -> Result<(Moderator, String), ApiError> {
+        let record = self.store.session(&hash_token(session_id)).await?;
+        let Some(record) = record.filter(|record| record.expires_at > time::OffsetDateTime::now_utc()) else {
+            self.lockout.record_failure(client);
+            return Err(ApiError::Unauthorized);
+        };
+        let token_still_valid = (record.moderator == ENV_TOKEN_NAME && self.env_token_hash.is_some())
+            || self
+                .store
+                .list_tokens()
+                .await?
+                .iter()
+                .any(|token| token.name == record.moderator);
+        if !token_still_valid {
+            return Err(ApiError::Unauthorized);
+        }
+        Ok((
+            Moderator {
+                name: record.moderator,
+            },
+            record.csrf_token,
+        ))
     }
 
     async fn moderator_for(&self, token: &str) -> Result<Option<Moderator>, ApiError> {
@@ -118,6 +235,16 @@ impl Authenticator {
     pub fn prune(&self) {
         self.lockout.prune();
     }
+}
+
+/// The value of one cookie in a `Cookie` header.
+pub fn cookie_value<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
+    cookie_header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim_matches('"'))
+        .filter(|value| !value.is_empty())
 }
 
 /// `Bearer TOKEN` → `TOKEN` (scheme case-insensitive, as RFC 7235 says).
@@ -213,6 +340,14 @@ mod tests {
         assert_eq!(bearer_token("Basic abc"), None);
         assert_eq!(bearer_token("Bearer "), None);
         assert_eq!(bearer_token("abc"), None);
+    }
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        let header = "theme=dark; marginalia_session=abc; xmarginalia_session=evil";
+        assert_eq!(cookie_value(header, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie_value("marginalia_session=", SESSION_COOKIE), None);
+        assert_eq!(cookie_value("other=1", SESSION_COOKIE), None);
     }
 
     #[test]

@@ -1,19 +1,28 @@
 //! The moderator API: list comments by status, approve, reject, mark as spam,
-//! delete. Every call needs a bearer token (see `auth`); no CORS headers are
-//! ever added here, so other origins' scripts cannot read these answers.
+//! delete, plus the session calls of the /admin page. Every call needs a
+//! bearer token or a session with its CSRF header (see `auth`); no CORS
+//! headers are ever added here, so other origins' scripts cannot read these
+//! answers.
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use warp::Filter;
 use warp::filters::BoxedFilter;
-use warp::http::StatusCode;
+use warp::http::header::SET_COOKIE;
+use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 
-use super::filters::{moderator, query_pairs, raw_query, with_state};
+use super::filters::{
+    client_ip, limited_body, moderator, query_pairs, raw_query, session_cookie, with_state,
+};
 use super::public::{parse_cursor, parse_limit};
 use super::{json_response, method_not_allowed};
-use crate::auth::Moderator;
+use crate::auth::{self, Moderator};
 use crate::domain::{Comment, CommentId, Status, ThreadUri};
 use crate::error::{ApiError, respond};
 use crate::startup::AppState;
@@ -26,11 +35,33 @@ pub const MAX_LIST_LIMIT: u32 = 1000;
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let list = warp::path!("api" / "admin" / "comments")
         .and(list(state.clone()).or(method_not_allowed("GET")).unify());
-    let delete = delete(state.clone());
+    let one = one_comment(state.clone());
+    let stats = warp::path!("api" / "admin" / "stats").and(
+        warp::get()
+            .and(with_state(state.clone()))
+            .and(moderator(state.clone()))
+            .then(comment_stats)
+            .map(respond)
+            .or(method_not_allowed("GET"))
+            .unify(),
+    );
+    let session = warp::path!("api" / "admin" / "session").and(
+        start_session(state.clone())
+            .or(resume_session(state.clone()))
+            .unify()
+            .or(end_session(state.clone()))
+            .unify()
+            .or(method_not_allowed("GET, POST, DELETE"))
+            .unify(),
+    );
     let approve = action(state.clone(), "approve", Status::Approved);
     let reject = action(state.clone(), "reject", Status::Rejected);
     let spam = action(state, "spam", Status::Spam);
-    list.or(delete)
+    list.or(one)
+        .unify()
+        .or(stats)
+        .unify()
+        .or(session)
         .unify()
         .or(approve)
         .unify()
@@ -135,19 +166,42 @@ async fn moderate(
     Ok(json_response(&moderated.comment, StatusCode::OK))
 }
 
-/// DELETE /api/admin/comments/{id}
-fn delete(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+/// GET and DELETE /api/admin/comments/{id}
+fn one_comment(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let path = warp::path!("api" / "admin" / "comments" / CommentId);
-    path.and(warp::delete())
+    let get = path
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(moderator(state.clone()))
+        .then(get_comment)
+        .map(respond);
+    let delete = path
+        .and(warp::delete())
         .and(with_state(state.clone()))
         .and(moderator(state))
         .then(delete_comment)
-        .map(respond)
+        .map(respond);
+    get.or(delete)
+        .unify()
         .or(path
-            .and(method_not_allowed("DELETE"))
+            .and(method_not_allowed("GET, DELETE"))
             .map(|_id, response| response))
         .unify()
         .boxed()
+}
+
+async fn get_comment(
+    id: CommentId,
+    state: Arc<AppState>,
+    moderator: Result<Moderator, ApiError>,
+) -> Result<Response, ApiError> {
+    moderator?;
+    let comment = state
+        .store
+        .comment(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no comment with id {id}")))?;
+    Ok(json_response(&comment, StatusCode::OK))
 }
 
 async fn delete_comment(
@@ -161,4 +215,119 @@ async fn delete_comment(
     }
     tracing::info!(id, moderator = %moderator.name, "comment deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// GET /api/admin/stats: comments per status, for the always-visible queue depth.
+async fn comment_stats(
+    state: Arc<AppState>,
+    moderator: Result<Moderator, ApiError>,
+) -> Result<Response, ApiError> {
+    moderator?;
+    let counts = state.store.status_counts().await?;
+    let stats: BTreeMap<&str, i64> = Status::ALL
+        .iter()
+        .map(|status| (status.as_str(), counts.get(status).copied().unwrap_or(0)))
+        .collect();
+    Ok(json_response(&stats, StatusCode::OK))
+}
+
+#[derive(Serialize)]
+struct SessionInfo<'a> {
+    moderator: &'a str,
+    csrf_token: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Login {
+    token: String,
+}
+
+/// POST /api/admin/session {"token": "…"}: trades a token for a session cookie.
+fn start_session(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    warp::post()
+        .and(with_state(state.clone()))
+        .and(client_ip(state))
+        .and(limited_body())
+        .then(
+            |state: Arc<AppState>, client: IpAddr, body: Result<Bytes, ApiError>| async move {
+                let login: Login = serde_json::from_slice(&body?)
+                    .map_err(|_| ApiError::BadRequest("send {\"token\": \"…\"} as JSON".into()))?;
+                let session = state.auth.start_session(login.token.trim(), client).await?;
+                tracing::info!(moderator = %session.moderator.name, "moderation session started");
+                let mut response = json_response(
+                    &SessionInfo {
+                        moderator: &session.moderator.name,
+                        csrf_token: &session.csrf_token,
+                    },
+                    StatusCode::OK,
+                );
+                set_session_cookie(
+                    &mut response,
+                    &session.session_id,
+                    auth::SESSION_LIFETIME.as_secs(),
+                )?;
+                Ok::<_, ApiError>(response)
+            },
+        )
+        .map(respond)
+        .boxed()
+}
+
+/// GET /api/admin/session: the live session's moderator and CSRF token.
+fn resume_session(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(with_state(state.clone()))
+        .and(client_ip(state))
+        .and(warp::header::headers_cloned())
+        .then(
+            |state: Arc<AppState>, client: IpAddr, headers: HeaderMap| async move {
+                let (moderator, csrf_token) = state
+                    .auth
+                    .resume_session(session_cookie(&headers), client)
+                    .await?;
+                Ok::<_, ApiError>(json_response(
+                    &SessionInfo {
+                        moderator: &moderator.name,
+                        csrf_token: &csrf_token,
+                    },
+                    StatusCode::OK,
+                ))
+            },
+        )
+        .map(respond)
+        .boxed()
+}
+
+/// DELETE /api/admin/session: logs out (needs the CSRF header like any call).
+fn end_session(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    warp::delete()
+        .and(with_state(state.clone()))
+        .and(moderator(state))
+        .and(warp::header::headers_cloned())
+        .then(
+            |state: Arc<AppState>, moderator: Result<Moderator, ApiError>, headers: HeaderMap| async move {
+                moderator?;
+                if let Some(session_id) = session_cookie(&headers) {
+                    state.auth.end_session(session_id).await?;
+                }
+                let mut response = StatusCode::NO_CONTENT.into_response();
+                set_session_cookie(&mut response, "", 0)?;
+                Ok::<_, ApiError>(response)
+            },
+        )
+        .map(respond)
+        .boxed()
+}
+
+/// HttpOnly (no script reads it), SameSite=Strict (no other site sends it),
+/// scoped to the moderator API. `Secure` is left to the TLS-terminating proxy
+/// setup (see README), since the service itself speaks plain HTTP.
+fn set_session_cookie(response: &mut Response, value: &str, max_age_secs: u64) -> Result<(), ApiError> {
+    let cookie = format!(
+        "{}={value}; HttpOnly; SameSite=Strict; Path=/api/admin; Max-Age={max_age_secs}",
+        auth::SESSION_COOKIE
+    );
+    let cookie = HeaderValue::from_str(&cookie).map_err(|error| ApiError::Internal(error.into()))?;
+    response.headers_mut().insert(SET_COOKIE, cookie);
+    Ok(())
 }

@@ -13,9 +13,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use warp::Filter;
 use warp::http::HeaderMap;
-use warp::http::header::{AUTHORIZATION, CONTENT_LENGTH};
+use warp::http::HeaderName;
+use warp::http::header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE, IF_NONE_MATCH};
 
-use crate::auth::Moderator;
+use crate::auth::{CSRF_HEADER, Credentials, Moderator, SESSION_COOKIE, cookie_value};
 use crate::error::ApiError;
 use crate::server::ClientAddr;
 use crate::startup::AppState;
@@ -98,8 +99,9 @@ where
     Ok(collected.freeze())
 }
 
-/// The moderator behind the request's bearer token, or the error to answer
-/// with (401, or 429 while the client is locked out).
+/// The moderator behind the request's bearer token or session cookie, or the
+/// error to answer with (401, 403 for a missing CSRF header, or 429 while the
+/// client is locked out).
 pub fn moderator(
     state: Arc<AppState>,
 ) -> impl Filter<Extract = (Result<Moderator, ApiError>,), Error = Infallible> + Clone {
@@ -108,12 +110,55 @@ pub fn moderator(
         .and(warp::header::headers_cloned())
         .then(
             |state: Arc<AppState>, client: IpAddr, headers: HeaderMap| async move {
-                let authorization = headers.get(AUTHORIZATION).and_then(|value| value.to_str().ok());
-                let result = state.auth.authenticate(authorization, client).await;
+                let header = |name| headers.get(name).and_then(|value| value.to_str().ok());
+                let credentials = Credentials {
+                    authorization: header(AUTHORIZATION),
+                    session: session_cookie(&headers),
+                    csrf: header(HeaderName::from_static(CSRF_HEADER)),
+                };
+                let result = state.auth.authenticate(credentials, client).await;
                 if let Err(ApiError::RateLimited { .. }) = &result {
                     state.metrics.rate_limited("admin_auth");
                 }
                 result
             },
         )
+}
+
+/// The moderation-page session cookie of a request, if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|cookies| cookie_value(cookies, SESSION_COOKIE))
+}
+
+/// True when `If-None-Match` names `etag` (weak comparison, as RFC 9110 asks
+/// for GET) or is `*`.
+pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|tag| tag.trim())
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_accepts_lists_weak_tags_and_star() {
+        let mut headers = HeaderMap::new();
+        headers.insert(IF_NONE_MATCH, "\"a\", W/\"b\"".parse().unwrap());
+        assert!(if_none_match(&headers, "\"b\""));
+        assert!(if_none_match(&headers, "\"a\""));
+        assert!(!if_none_match(&headers, "\"c\""));
+        headers.insert(IF_NONE_MATCH, "*".parse().unwrap());
+        assert!(if_none_match(&headers, "\"c\""));
+        assert!(!if_none_match(&HeaderMap::new(), "\"c\""));
+    }
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`public`]: what the widget calls (submit, thread, counts), with CORS;
 //! - [`admin`]: the moderator API behind bearer tokens;
+//! - [`pages`]: the widget script, the moderation page and the demo post;
 //! - [`ops`]: health, readiness and metrics for operators.
 //!
 //! Every path answers every outcome itself (a wrong method is a 405 of that
@@ -11,6 +12,7 @@
 pub mod admin;
 pub mod filters;
 pub mod ops;
+pub mod pages;
 pub mod public;
 mod submission;
 
@@ -48,6 +50,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     public::routes(state.clone())
         .or(admin::routes(state.clone()))
         .unify()
+        .or(pages::routes(state.clone()))
+        .unify()
         .or(ops::routes(state))
         .unify()
         .recover(handle_rejection)
@@ -74,11 +78,16 @@ pub fn route_label(path: &str) -> &'static str {
         "/api/comments" => "/api/comments",
         "/api/counts" => "/api/counts",
         "/api/admin/comments" => "/api/admin/comments",
+        "/api/admin/stats" => "/api/admin/stats",
+        "/api/admin/session" => "/api/admin/session",
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",
         "/embed.js" => "/embed.js",
         "/admin" => "/admin",
+        "/admin/admin.js" => "/admin/admin.js",
+        "/admin/admin.css" => "/admin/admin.css",
+        "/demo" => "/demo",
         _ => match path.strip_prefix("/api/admin/comments/") {
             Some(rest) if rest.ends_with("/approve") => "/api/admin/comments/{id}/approve",
             Some(rest) if rest.ends_with("/reject") => "/api/admin/comments/{id}/reject",

@@ -14,11 +14,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use warp::Filter;
 use warp::filters::BoxedFilter;
-use warp::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH, LOCATION, REFERER};
+use warp::http::header::{CACHE_CONTROL, ETAG, LOCATION, REFERER};
 use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 
-use super::filters::{client_ip, limited_body, query_pairs, raw_query, with_state};
+use super::filters::{client_ip, if_none_match, limited_body, query_pairs, raw_query, with_state};
 use super::submission::{SubmissionFormat, parse_submission};
 use super::{json_response, method_not_allowed};
 use crate::domain::{CommentId, PublicComment, Status, ThreadUri};
@@ -264,18 +264,6 @@ async fn read_thread(
     Ok(response)
 }
 
-/// True when `If-None-Match` names `etag` (weak comparison, as RFC 9110 asks
-/// for GET) or is `*`.
-fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(IF_NONE_MATCH)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|tag| tag.trim())
-        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
-}
-
 /// GET /api/counts?uri=/a/&uri=/b/
 fn counts(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     warp::get()
@@ -328,18 +316,6 @@ mod tests {
         assert!(parse_limit(Some("0"), 200, 1000).is_err());
         assert!(parse_limit(Some("-1"), 200, 1000).is_err());
         assert!(parse_limit(Some("ten"), 200, 1000).is_err());
-    }
-
-    #[test]
-    fn if_none_match_accepts_lists_weak_tags_and_star() {
-        let mut headers = HeaderMap::new();
-        headers.insert(IF_NONE_MATCH, "\"a\", W/\"b\"".parse().unwrap());
-        assert!(if_none_match(&headers, "\"b\""));
-        assert!(if_none_match(&headers, "\"a\""));
-        assert!(!if_none_match(&headers, "\"c\""));
-        headers.insert(IF_NONE_MATCH, "*".parse().unwrap());
-        assert!(if_none_match(&headers, "\"c\""));
-        assert!(!if_none_match(&HeaderMap::new(), "\"c\""));
     }
 
     #[test]

@@ -82,6 +82,14 @@ pub struct TokenRecord {
     pub created_at: OffsetDateTime,
 }
 
+/// A browser session of the moderation page (looked up by the id's hash).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRecord {
+    pub moderator: String,
+    pub csrf_token: String,
+    pub expires_at: OffsetDateTime,
+}
+
 /// Why a token could not be stored.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenInsertError {
@@ -217,9 +225,42 @@ impl Store {
         on_backend!(self, store => store.list_tokens().await)
     }
 
-    /// False when no token has that name.
+    /// False when no token has that name. The token's browser sessions end with it.
     pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
         on_backend!(self, store => store.revoke_token(name).await)
+    }
+
+    /// One comment with everything a moderator sees.
+    pub async fn comment(&self, id: CommentId) -> Result<Option<Comment>, StoreError> {
+        on_backend!(self, store => store.comment(id).await)
+    }
+
+    /// How many comments have each status (statuses without any are absent).
+    pub async fn status_counts(&self) -> Result<HashMap<Status, i64>, StoreError> {
+        let rows = on_backend!(self, store => store.status_counts().await)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(status, count)| status.parse::<Status>().ok().map(|status| (status, count)))
+            .collect())
+    }
+
+    /// Stores a session and forgets expired ones.
+    pub async fn insert_session(
+        &self,
+        id_hash: &str,
+        moderator: &str,
+        csrf_token: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, store => store.insert_session(id_hash, moderator, csrf_token, now(), expires_at).await)
+    }
+
+    pub async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        on_backend!(self, store => store.session(id_hash).await)
+    }
+
+    pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        on_backend!(self, store => store.delete_session(id_hash).await)
     }
 
     /// Closes the pool, waiting for connections to be returned.

@@ -12,8 +12,8 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
 use super::{
-    Moderated, ModerationPage, ModerationQuery, StoreError, ThreadPage, TokenInsertError, TokenRecord,
-    fetch_limit, split_page,
+    Moderated, ModerationPage, ModerationQuery, SessionRecord, StoreError, ThreadPage, TokenInsertError,
+    TokenRecord, fetch_limit, split_page,
 };
 use crate::domain::{Comment, CommentId, NewComment, PublicComment, Status, ThreadUri};
 
@@ -260,12 +260,84 @@ impl PostgresStore {
     }
 
     pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
         let result = sqlx::query("DELETE FROM moderator_tokens WHERE name = $1")
             .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        sqlx::query("DELETE FROM moderator_sessions WHERE moderator = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    pub async fn comment(&self, id: CommentId) -> Result<Option<Comment>, StoreError> {
+        sqlx::query_as::<_, Comment>(concat!(
+            "SELECT ",
+            comment_columns!(),
+            " FROM comments WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)
+    }
+
+    pub async fn status_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as("SELECT status, COUNT(*) FROM comments GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
+    pub async fn insert_session(
+        &self,
+        id_hash: &str,
+        moderator: &str,
+        csrf_token: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        sqlx::query("DELETE FROM moderator_sessions WHERE expires_at < $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        sqlx::query(
+            "INSERT INTO moderator_sessions (id_hash, moderator, csrf_token, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id_hash)
+        .bind(moderator)
+        .bind(csrf_token)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)
+    }
+
+    pub async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        sqlx::query_as("SELECT moderator, csrf_token, expires_at FROM moderator_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
+    pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM moderator_sessions WHERE id_hash = $1")
+            .bind(id_hash)
             .execute(&self.pool)
             .await
             .map_err(classify)?;
-        Ok(result.rows_affected() > 0)
+        Ok(())
     }
 
     pub async fn close(&self) {

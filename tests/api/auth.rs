@@ -140,3 +140,168 @@ async fn a_short_admin_token_is_refused_at_start() {
     };
     assert!(error.to_string().contains("at least 16"), "{error}");
 }
+
+/// Logs in with `token` and returns the session cookie's value and the CSRF token.
+async fn log_in(app: &TestApp, token: &str) -> (String, String) {
+    let response = app
+        .client
+        .post(app.url("/api/admin/session"))
+        .json(&serde_json::json!({"token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let set_cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/api/admin"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        !body.to_string().contains(token),
+        "the answer does not echo the token"
+    );
+    (cookie, body["csrf_token"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn the_moderation_page_session_needs_its_csrf_header_on_every_call() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let id = app.submit("/s/", "moderate me by cookie").await;
+        let (cookie, csrf) = log_in(&app, ADMIN_TOKEN).await;
+
+        let approve = |csrf: Option<&str>| {
+            let mut request = app
+                .client
+                .post(app.url(&format!("/api/admin/comments/{id}/approve")))
+                .header("cookie", &cookie);
+            if let Some(csrf) = csrf {
+                request = request.header("x-csrf-token", csrf);
+            }
+            async move { request.send().await.unwrap() }
+        };
+        assert_error(approve(None).await, StatusCode::FORBIDDEN, "forbidden").await;
+        assert_error(
+            approve(Some("not-the-token")).await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        )
+        .await;
+        assert_eq!(
+            app.thread_ids("/s/").await,
+            Vec::<i64>::new(),
+            "nothing happened without CSRF"
+        );
+        let response = approve(Some(&csrf)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let comment: Value = response.json().await.unwrap();
+        assert_eq!(comment["moderated_by"], "admin");
+
+        // A reload resumes the session and gets the CSRF token back.
+        let resumed = app
+            .client
+            .get(app.url("/api/admin/session"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resumed.status(), StatusCode::OK);
+        let resumed: Value = resumed.json().await.unwrap();
+        assert_eq!(resumed["csrf_token"], csrf.as_str());
+        assert_eq!(resumed["moderator"], "admin");
+
+        // Logging out ends it.
+        let logout = app
+            .client
+            .delete(app.url("/api/admin/session"))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+        assert_eq!(approve(Some(&csrf)).await.status(), StatusCode::UNAUTHORIZED);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_wrong_token_gets_no_session_and_a_revoked_token_ends_its_sessions() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let response = app
+            .client
+            .post(app.url("/api/admin/session"))
+            .json(&serde_json::json!({"token": "wrong-wrong-wrong-wrong"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.headers().get("set-cookie").is_none());
+        assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+
+        let store = marginalia::store::Store::connect(app.database_url())
+            .await
+            .unwrap();
+        let token = marginalia::auth::create_token(&store, "erin").await.unwrap();
+        let (cookie, csrf) = log_in(&app, secrecy::ExposeSecret::expose_secret(&token)).await;
+        let list = || {
+            let request = app
+                .client
+                .get(app.url("/api/admin/stats"))
+                .header("cookie", &cookie)
+                .header("x-csrf-token", &csrf);
+            async move { request.send().await.unwrap() }
+        };
+        assert_eq!(list().await.status(), StatusCode::OK);
+        store.revoke_token("erin").await.unwrap();
+        assert_eq!(list().await.status(), StatusCode::UNAUTHORIZED);
+        store.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_comment_and_the_status_counts_are_available_to_moderators() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let approved = app.publish("/st/", "a").await;
+        let pending = app.submit("/st/", "p").await;
+        app.submit("/st/", "p2").await;
+        let spam = app.submit("/st/", "s").await;
+        app.moderate(spam, "spam").await;
+
+        let stats: Value = app
+            .admin(Method::GET, "/api/admin/stats")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            stats,
+            serde_json::json!({"pending": 2, "approved": 1, "rejected": 0, "spam": 1})
+        );
+
+        let one = app
+            .admin(Method::GET, &format!("/api/admin/comments/{pending}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(one.status(), StatusCode::OK);
+        let one: Value = one.json().await.unwrap();
+        assert_eq!(one["id"], pending);
+        assert_eq!(one["email"], "ada@example.org");
+        let missing = app
+            .admin(Method::GET, &format!("/api/admin/comments/{}", approved + 100))
+            .send()
+            .await
+            .unwrap();
+        assert_error(missing, StatusCode::NOT_FOUND, "not_found").await;
+        // Without a token, neither.
+        let response = app.client.get(app.url("/api/admin/stats")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    })
+    .await;
+}

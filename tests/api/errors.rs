@@ -32,7 +32,7 @@ async fn a_wrong_method_is_a_405_naming_the_allowed_ones() {
             (Method::POST, "/api/counts", "GET"),
             (Method::POST, "/api/admin/comments", "GET"),
             (Method::GET, "/api/admin/comments/1/approve", "POST"),
-            (Method::PUT, "/api/admin/comments/1", "DELETE"),
+            (Method::PUT, "/api/admin/comments/1", "GET, DELETE"),
             (Method::POST, "/healthz", "GET"),
             (Method::POST, "/readyz", "GET"),
             (Method::DELETE, "/metrics", "GET"),

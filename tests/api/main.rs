@@ -13,6 +13,7 @@ mod cors;
 mod errors;
 mod moderation;
 mod ops;
+mod pages;
 mod privacy;
 mod rate_limit;
 mod restart;

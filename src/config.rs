@@ -126,6 +126,10 @@ pub struct Config {
     #[arg(long, env = "MARGINALIA_LOG")]
     pub log: Option<String>,
 
+    /// Bytes of memory for the cache of serialized public threads; 0 turns it off.
+    #[arg(long, env = "MARGINALIA_THREAD_CACHE_BYTES", default_value = "16777216")]
+    pub thread_cache_bytes: usize,
+
     /// Seconds a client has to send its request headers before the connection
     /// is closed (slow-client protection).
     #[arg(long, env = "MARGINALIA_HEADER_READ_TIMEOUT", default_value = "10", value_parser = parse_seconds)]

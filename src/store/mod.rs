@@ -82,6 +82,20 @@ pub struct TokenRecord {
     pub created_at: OffsetDateTime,
 }
 
+/// A comment brought in whole, bypassing the queue: imports from another
+/// system and benchmark seeding. The body is already rendered.
+#[derive(Debug, Clone)]
+pub struct ImportComment {
+    pub uri: String,
+    pub name: String,
+    pub email: String,
+    pub website: Option<String>,
+    pub body: String,
+    pub body_html: String,
+    pub status: Status,
+    pub created_at: OffsetDateTime,
+}
+
 /// A browser session of the moderation page (looked up by the id's hash).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRecord {
@@ -261,6 +275,12 @@ impl Store {
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
         on_backend!(self, store => store.delete_session(id_hash).await)
+    }
+
+    /// Inserts many comments in one transaction (SQLite: one prepared
+    /// statement; PostgreSQL: `COPY`). Returns how many were inserted.
+    pub async fn bulk_import(&self, comments: &[ImportComment]) -> Result<u64, StoreError> {
+        on_backend!(self, store => store.bulk_import(comments).await)
     }
 
     /// Closes the pool, waiting for connections to be returned.

@@ -12,8 +12,8 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
 use super::{
-    Moderated, ModerationPage, ModerationQuery, SessionRecord, StoreError, ThreadPage, TokenInsertError,
-    TokenRecord, fetch_limit, split_page,
+    ImportComment, Moderated, ModerationPage, ModerationQuery, SessionRecord, StoreError, ThreadPage,
+    TokenInsertError, TokenRecord, fetch_limit, split_page,
 };
 use crate::domain::{Comment, CommentId, NewComment, PublicComment, Status, ThreadUri};
 
@@ -338,6 +338,52 @@ impl PostgresStore {
             .await
             .map_err(classify)?;
         Ok(())
+    }
+
+    pub async fn bulk_import(&self, comments: &[ImportComment]) -> Result<u64, StoreError> {
+        let mut connection = self.pool.acquire().await.map_err(classify)?;
+        let mut copy = connection
+            .copy_in_raw(
+                "COPY comments (uri, name, email, website, body, body_html, status, created_at) \
+                 FROM STDIN (FORMAT csv)",
+            )
+            .await
+            .map_err(classify)?;
+        let mut chunk = String::with_capacity(1 << 20);
+        for comment in comments {
+            let created_at = comment
+                .created_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .map_err(|error| StoreError::Other(sqlx::Error::Encode(error.into())))?;
+            let fields = [
+                Some(comment.uri.as_str()),
+                Some(comment.name.as_str()),
+                Some(comment.email.as_str()),
+                comment.website.as_deref(),
+                Some(comment.body.as_str()),
+                Some(comment.body_html.as_str()),
+                Some(comment.status.as_str()),
+                Some(created_at.as_str()),
+            ];
+            for (index, field) in fields.iter().enumerate() {
+                if index > 0 {
+                    chunk.push(',');
+                }
+                // CSV: an unquoted empty field is NULL, a quoted one a string.
+                if let Some(value) = field {
+                    chunk.push('"');
+                    chunk.push_str(&value.replace('"', "\"\""));
+                    chunk.push('"');
+                }
+            }
+            chunk.push('\n');
+            if chunk.len() > (1 << 20) {
+                copy.send(chunk.as_bytes()).await.map_err(classify)?;
+                chunk.clear();
+            }
+        }
+        copy.send(chunk.as_bytes()).await.map_err(classify)?;
+        copy.finish().await.map_err(classify)
     }
 
     pub async fn close(&self) {

@@ -13,8 +13,8 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use time::OffsetDateTime;
 
 use super::{
-    Moderated, ModerationPage, ModerationQuery, SessionRecord, StoreError, ThreadPage, TokenInsertError,
-    TokenRecord, fetch_limit, split_page,
+    ImportComment, Moderated, ModerationPage, ModerationQuery, SessionRecord, StoreError, ThreadPage,
+    TokenInsertError, TokenRecord, fetch_limit, split_page,
 };
 use crate::domain::{Comment, CommentId, NewComment, PublicComment, Status, ThreadUri};
 
@@ -340,6 +340,29 @@ impl SqliteStore {
             .await
             .map_err(classify)?;
         Ok(())
+    }
+
+    pub async fn bulk_import(&self, comments: &[ImportComment]) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        for comment in comments {
+            sqlx::query(
+                "INSERT INTO comments (uri, name, email, website, body, body_html, status, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .bind(&comment.uri)
+            .bind(&comment.name)
+            .bind(&comment.email)
+            .bind(comment.website.as_deref())
+            .bind(&comment.body)
+            .bind(&comment.body_html)
+            .bind(comment.status.as_str())
+            .bind(comment.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(comments.len() as u64)
     }
 
     pub async fn close(&self) {

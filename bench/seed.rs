@@ -1,0 +1,2 @@
+//! Placeholder: written with the benchmark (issue 4).
+fn main() {}

@@ -20,6 +20,8 @@
 //!   lock-out of IPs that keep failing.
 //! - [`rate_limit`]: who the client is (trusted proxies, IPv6 /64) and the per-client
 //!   submission limit (`governor`).
+//! - [`thread_cache`]: serialized public thread pages, invalidated by moderation
+//!   (and, on PostgreSQL, by other instances through `LISTEN/NOTIFY`).
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
@@ -35,3 +37,4 @@ pub mod server;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod thread_cache;

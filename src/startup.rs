@@ -18,7 +18,8 @@ use crate::metrics::Metrics;
 use crate::rate_limit::{ClientResolver, SubmissionLimiter};
 use crate::routes;
 use crate::server::{self, ServerLimits};
-use crate::store::{Store, TokenInsertError};
+use crate::store::{InsertBatcher, Store, StoreChange, TokenInsertError};
+use crate::thread_cache::ThreadCache;
 
 /// How often the rate limiter and the auth lock-out forget idle clients.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
@@ -26,10 +27,13 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// What every request handler shares.
 pub struct AppState {
     pub store: Store,
+    /// Submissions go through here: many commit as one.
+    pub inserts: InsertBatcher,
     pub auth: Authenticator,
     pub submissions: SubmissionLimiter,
     pub clients: ClientResolver,
     pub metrics: Metrics,
+    pub threads: ThreadCache,
     /// CORS origins of the public API; empty means any.
     pub allowed_origins: Vec<String>,
 }
@@ -81,8 +85,17 @@ impl App {
             .with_context(|| format!("binding {}", config.bind))?;
         let address = listener.local_addr()?;
 
+        // SQLite has one writer and one instance per file. PostgreSQL takes
+        // parallel commits, and other instances may change threads, so its
+        // cache waits until the change listener is up.
+        let (writers, cache_ready_at_once) = match &store {
+            Store::Sqlite(_) => (1, true),
+            Store::Postgres(_) => (4, false),
+        };
         let state = Arc::new(AppState {
+            threads: ThreadCache::new(config.thread_cache_bytes, cache_ready_at_once),
             auth: Authenticator::new(store.clone(), config.admin_token.as_ref()),
+            inserts: InsertBatcher::spawn(store.clone(), writers),
             store,
             submissions: SubmissionLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst),
             clients: ClientResolver::new(config.trusted_networks()),
@@ -122,9 +135,11 @@ impl App {
     /// closes the database pool.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let pruner = tokio::spawn(prune_periodically(self.state.clone()));
+        let listener = tokio::spawn(follow_other_instances(self.state.clone()));
         let routes = routes::routes(self.state.clone());
         server::serve(self.listener, routes, self.limits, shutdown).await;
         pruner.abort();
+        listener.abort();
         self.state.store.close().await;
     }
 }
@@ -137,6 +152,27 @@ async fn prune_periodically(state: Arc<AppState>) {
         state.submissions.prune();
         state.auth.prune();
     }
+}
+
+/// Keeps the thread cache true to changes made by other instances (PostgreSQL
+/// only; a SQLite file has one instance).
+async fn follow_other_instances(state: Arc<AppState>) {
+    let Store::Postgres(store) = &state.store else {
+        return;
+    };
+    store
+        .listen_for_changes(|change| match change {
+            StoreChange::Thread(uri) => state.threads.invalidate(&uri),
+            StoreChange::Listening => {
+                tracing::debug!("listening for changes by other instances");
+                state.threads.set_enabled(true);
+            }
+            StoreChange::Lost => {
+                tracing::warn!("change listener lost; thread cache off until it reconnects");
+                state.threads.set_enabled(false);
+            }
+        })
+        .await;
 }
 
 /// Each allowed origin must be exactly `scheme://host[:port]`, as browsers send it.

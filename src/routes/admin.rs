@@ -160,6 +160,8 @@ async fn moderate(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no comment with id {id}")))?;
     if moderated.changed {
+        // Before answering: the very next public read must show the change.
+        state.threads.invalidate(&moderated.comment.uri);
         state.metrics.comment_moderated(status);
         tracing::info!(id, status = %status, moderator = %moderator.name, "comment moderated");
     }
@@ -210,9 +212,10 @@ async fn delete_comment(
     moderator: Result<Moderator, ApiError>,
 ) -> Result<Response, ApiError> {
     let moderator = moderator?;
-    if !state.store.delete_comment(id).await? {
+    let Some(uri) = state.store.delete_comment(id).await? else {
         return Err(ApiError::NotFound(format!("no comment with id {id}")));
-    }
+    };
+    state.threads.invalidate(&uri);
     tracing::info!(id, moderator = %moderator.name, "comment deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -24,6 +24,7 @@ use super::{json_response, method_not_allowed};
 use crate::domain::{CommentId, PublicComment, Status, ThreadUri};
 use crate::error::{ApiError, respond};
 use crate::startup::AppState;
+use crate::thread_cache::CachedPage;
 
 /// Comments per thread page when the widget does not say.
 pub const DEFAULT_THREAD_LIMIT: u32 = 200;
@@ -108,8 +109,8 @@ async fn submit_comment(
         return Err(ApiError::RateLimited { retry_after_secs });
     }
     let stored = state
-        .store
-        .insert_comment(&new_comment)
+        .inserts
+        .insert(new_comment)
         .await?
         .ok_or_else(|| ApiError::field("parent_id", "must be an approved comment on the same page"))?;
     state.metrics.comment_submitted();
@@ -232,6 +233,34 @@ async fn read_thread(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let query = ThreadQuery::parse(&raw_query)?;
+    let key = (query.after, query.limit);
+    let page = match state.threads.get(query.uri.as_str(), key) {
+        Some(page) => page,
+        None => {
+            let epoch = state.threads.epoch();
+            let page = Arc::new(render_thread(&state, &query).await?);
+            state.threads.insert(query.uri.as_str(), key, page.clone(), epoch);
+            page
+        }
+    };
+    let mut response = if if_none_match(&headers, page.etag.to_str().unwrap_or_default()) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut response = Response::new(page.body.clone().into());
+        response
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        response
+    };
+    let response_headers = response.headers_mut();
+    response_headers.insert(ETAG, page.etag.clone());
+    // Caches may keep it but must ask every time: moderation shows at once.
+    response_headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+/// Reads a page of the thread from the database and serializes it once.
+async fn render_thread(state: &AppState, query: &ThreadQuery) -> Result<CachedPage, ApiError> {
     let page = state
         .store
         .approved_thread(&query.uri, query.after, query.limit)
@@ -243,25 +272,14 @@ async fn read_thread(
         comments: &page.comments,
     })
     .map_err(|error| ApiError::Internal(error.into()))?;
-
     // The ETag is a digest of the exact bytes, so any moderation action that
     // changes what this page shows changes it too.
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..16]));
-    let etag_value = HeaderValue::from_str(&etag).map_err(|error| ApiError::Internal(error.into()))?;
-    let mut response = if if_none_match(&headers, &etag) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let mut response = Response::new(body.into());
-        response
-            .headers_mut()
-            .insert("content-type", HeaderValue::from_static("application/json"));
-        response
-    };
-    let response_headers = response.headers_mut();
-    response_headers.insert(ETAG, etag_value);
-    // Caches may keep it but must ask every time: moderation shows at once.
-    response_headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok(response)
+    let etag = HeaderValue::from_str(&etag).map_err(|error| ApiError::Internal(error.into()))?;
+    Ok(CachedPage {
+        body: body.into(),
+        etag,
+    })
 }
 
 /// GET /api/counts?uri=/a/&uri=/b/

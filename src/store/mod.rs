@@ -6,6 +6,7 @@
 //! implementation and migration folder, and [`Store`] picks one by the URL
 //! scheme. The black-box tests run against both.
 
+mod batch;
 mod postgres;
 mod sqlite;
 
@@ -15,6 +16,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{Comment, CommentId, NewComment, PublicComment, Status, ThreadUri};
 
+pub use batch::InsertBatcher;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -94,6 +96,17 @@ pub struct ImportComment {
     pub body_html: String,
     pub status: Status,
     pub created_at: OffsetDateTime,
+}
+
+/// What the PostgreSQL change listener reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChange {
+    /// Another (or this) instance changed the public view of this thread.
+    Thread(String),
+    /// The listener is (re)connected: anything cached before may be stale.
+    Listening,
+    /// The listener is down: notifications may be missed until `Listening`.
+    Lost,
 }
 
 /// A browser session of the moderation page (looked up by the id's hash).
@@ -183,9 +196,18 @@ impl Store {
 
     /// Stores a pending comment. `None` when its parent is not an approved
     /// comment of the same thread (checked in the same statement as the insert,
-    /// so a parent rejected meanwhile cannot slip through).
+    /// so a parent rejected meanwhile cannot slip through). The service goes
+    /// through [`InsertBatcher`] instead, which commits many at once.
     pub async fn insert_comment(&self, comment: &NewComment) -> Result<Option<Comment>, StoreError> {
-        on_backend!(self, store => store.insert_comment(comment, now()).await)
+        Ok(self.insert_comments(&[comment]).await?.pop().flatten())
+    }
+
+    /// Stores pending comments in one transaction; one result per comment.
+    pub async fn insert_comments(
+        &self,
+        comments: &[&NewComment],
+    ) -> Result<Vec<Option<Comment>>, StoreError> {
+        on_backend!(self, store => store.insert_comments(comments, now()).await)
     }
 
     /// Approved comments of a thread, oldest first, after the cursor.
@@ -221,8 +243,8 @@ impl Store {
     }
 
     /// Deletes a comment for good; its replies stay (their `parent_id` is
-    /// cleared by the foreign key). False for an unknown id.
-    pub async fn delete_comment(&self, id: CommentId) -> Result<bool, StoreError> {
+    /// cleared by the foreign key). Returns its thread's uri; `None` for an unknown id.
+    pub async fn delete_comment(&self, id: CommentId) -> Result<Option<String>, StoreError> {
         on_backend!(self, store => store.delete_comment(id).await)
     }
 

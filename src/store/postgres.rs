@@ -7,13 +7,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
 use super::{
-    ImportComment, Moderated, ModerationPage, ModerationQuery, SessionRecord, StoreError, ThreadPage,
-    TokenInsertError, TokenRecord, fetch_limit, split_page,
+    ImportComment, Moderated, ModerationPage, ModerationQuery, SessionRecord, StoreChange, StoreError,
+    ThreadPage, TokenInsertError, TokenRecord, fetch_limit, split_page,
 };
 use crate::domain::{Comment, CommentId, NewComment, PublicComment, Status, ThreadUri};
 
@@ -62,33 +62,43 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub async fn insert_comment(
+    /// Inserts a batch of submissions in one transaction: one commit (one
+    /// fsync) for all of them. `None` for a comment whose parent is not an
+    /// approved comment of its thread.
+    pub async fn insert_comments(
         &self,
-        comment: &NewComment,
+        comments: &[&NewComment],
         now: OffsetDateTime,
-    ) -> Result<Option<Comment>, StoreError> {
-        sqlx::query_as::<_, Comment>(concat!(
-            "INSERT INTO comments (uri, parent_id, name, email, website, body, body_html, status, \
+    ) -> Result<Vec<Option<Comment>>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let mut inserted = Vec::with_capacity(comments.len());
+        for comment in comments {
+            let row = sqlx::query_as::<_, Comment>(concat!(
+                "INSERT INTO comments (uri, parent_id, name, email, website, body, body_html, status, \
              created_at, ip, user_agent) \
              SELECT $1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10 \
              WHERE $2::BIGINT IS NULL OR EXISTS ( \
                  SELECT 1 FROM comments WHERE id = $2 AND uri = $1 AND status = 'approved') \
              RETURNING ",
-            comment_columns!()
-        ))
-        .bind(comment.uri.as_str())
-        .bind(comment.parent_id)
-        .bind(comment.name.as_str())
-        .bind(comment.email.as_str())
-        .bind(comment.website.as_ref().map(|w| w.as_str()))
-        .bind(comment.body.markdown())
-        .bind(comment.body.html())
-        .bind(now)
-        .bind(comment.ip.as_deref())
-        .bind(comment.user_agent.as_deref())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(classify)
+                comment_columns!()
+            ))
+            .bind(comment.uri.as_str())
+            .bind(comment.parent_id)
+            .bind(comment.name.as_str())
+            .bind(comment.email.as_str())
+            .bind(comment.website.as_ref().map(|w| w.as_str()))
+            .bind(comment.body.markdown())
+            .bind(comment.body.html())
+            .bind(now)
+            .bind(comment.ip.as_deref())
+            .bind(comment.user_agent.as_deref())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(classify)?;
+            inserted.push(row);
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(inserted)
     }
 
     pub async fn approved_thread(
@@ -182,6 +192,7 @@ impl PostgresStore {
         moderator: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Moderated>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
         let updated = sqlx::query_as::<_, Comment>(concat!(
             "UPDATE comments SET status = $2, moderated_by = $3, moderated_at = $4 \
              WHERE id = $1 AND status <> $2 RETURNING ",
@@ -191,15 +202,18 @@ impl PostgresStore {
         .bind(status.as_str())
         .bind(moderator)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(classify)?;
         if let Some(comment) = updated {
+            announce_thread_change(&mut tx, &comment.uri).await?;
+            tx.commit().await.map_err(classify)?;
             return Ok(Some(Moderated {
                 comment,
                 changed: true,
             }));
         }
+        tx.rollback().await.map_err(classify)?;
         let existing = sqlx::query_as::<_, Comment>(concat!(
             "SELECT ",
             comment_columns!(),
@@ -215,13 +229,52 @@ impl PostgresStore {
         }))
     }
 
-    pub async fn delete_comment(&self, id: CommentId) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM comments WHERE id = $1")
+    pub async fn delete_comment(&self, id: CommentId) -> Result<Option<String>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let uri: Option<String> = sqlx::query_scalar("DELETE FROM comments WHERE id = $1 RETURNING uri")
             .bind(id)
-            .execute(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(classify)?;
-        Ok(result.rows_affected() > 0)
+        if let Some(uri) = &uri {
+            announce_thread_change(&mut tx, uri).await?;
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(uri)
+    }
+
+    /// Reports changes made by any instance until the task is dropped:
+    /// [`StoreChange::Listening`] whenever the listener is (re)connected (so the
+    /// caller can drop what it may have missed), [`StoreChange::Thread`] per
+    /// change, [`StoreChange::Lost`] when the connection goes.
+    pub async fn listen_for_changes(&self, mut on_change: impl FnMut(StoreChange)) {
+        loop {
+            match self.listen_until_error(&mut on_change).await {
+                Ok(()) => return,
+                Err(error) => {
+                    on_change(StoreChange::Lost);
+                    tracing::warn!(%error, "change listener failed; retrying in a second");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn listen_until_error(&self, on_change: &mut impl FnMut(StoreChange)) -> Result<(), sqlx::Error> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(CHANGES_CHANNEL).await?;
+        on_change(StoreChange::Listening);
+        loop {
+            match listener.try_recv().await? {
+                Some(notification) => on_change(StoreChange::Thread(notification.payload().to_owned())),
+                // The connection dropped and the listener reconnected (it
+                // re-subscribes by itself): whatever was sent meanwhile is lost.
+                None => {
+                    on_change(StoreChange::Lost);
+                    on_change(StoreChange::Listening);
+                }
+            }
+        }
     }
 
     pub async fn pending_count(&self) -> Result<i64, StoreError> {
@@ -389,6 +442,29 @@ impl PostgresStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The notification channel of thread changes.
+const CHANGES_CHANNEL: &str = "marginalia_threads";
+
+/// Bumps the thread's version and notifies every instance, inside the
+/// transaction of the change: the notification goes out only if it commits.
+async fn announce_thread_change(tx: &mut sqlx::PgConnection, uri: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO thread_versions (uri, version) VALUES ($1, 1) \
+         ON CONFLICT (uri) DO UPDATE SET version = thread_versions.version + 1",
+    )
+    .bind(uri)
+    .execute(&mut *tx)
+    .await
+    .map_err(classify)?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANGES_CHANNEL)
+        .bind(uri)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+    Ok(())
 }
 
 /// SQLSTATE classes that mean "the database cannot take this right now":

@@ -66,33 +66,43 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub async fn insert_comment(
+    /// Inserts a batch of submissions in one transaction: one commit (one
+    /// fsync) for all of them. `None` for a comment whose parent is not an
+    /// approved comment of its thread.
+    pub async fn insert_comments(
         &self,
-        comment: &NewComment,
+        comments: &[&NewComment],
         now: OffsetDateTime,
-    ) -> Result<Option<Comment>, StoreError> {
-        sqlx::query_as::<_, Comment>(concat!(
-            "INSERT INTO comments (uri, parent_id, name, email, website, body, body_html, status, \
+    ) -> Result<Vec<Option<Comment>>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let mut inserted = Vec::with_capacity(comments.len());
+        for comment in comments {
+            let row = sqlx::query_as::<_, Comment>(concat!(
+                "INSERT INTO comments (uri, parent_id, name, email, website, body, body_html, status, \
              created_at, ip, user_agent) \
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?10 \
              WHERE ?2 IS NULL OR EXISTS ( \
                  SELECT 1 FROM comments WHERE id = ?2 AND uri = ?1 AND status = 'approved') \
              RETURNING ",
-            comment_columns!()
-        ))
-        .bind(comment.uri.as_str())
-        .bind(comment.parent_id)
-        .bind(comment.name.as_str())
-        .bind(comment.email.as_str())
-        .bind(comment.website.as_ref().map(|w| w.as_str()))
-        .bind(comment.body.markdown())
-        .bind(comment.body.html())
-        .bind(now)
-        .bind(comment.ip.as_deref())
-        .bind(comment.user_agent.as_deref())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(classify)
+                comment_columns!()
+            ))
+            .bind(comment.uri.as_str())
+            .bind(comment.parent_id)
+            .bind(comment.name.as_str())
+            .bind(comment.email.as_str())
+            .bind(comment.website.as_ref().map(|w| w.as_str()))
+            .bind(comment.body.markdown())
+            .bind(comment.body.html())
+            .bind(now)
+            .bind(comment.ip.as_deref())
+            .bind(comment.user_agent.as_deref())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(classify)?;
+            inserted.push(row);
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(inserted)
     }
 
     pub async fn approved_thread(
@@ -217,13 +227,12 @@ impl SqliteStore {
         }))
     }
 
-    pub async fn delete_comment(&self, id: CommentId) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM comments WHERE id = ?1")
+    pub async fn delete_comment(&self, id: CommentId) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("DELETE FROM comments WHERE id = ?1 RETURNING uri")
             .bind(id)
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await
-            .map_err(classify)?;
-        Ok(result.rows_affected() > 0)
+            .map_err(classify)
     }
 
     pub async fn pending_count(&self) -> Result<i64, StoreError> {

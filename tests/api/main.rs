@@ -11,6 +11,7 @@ mod auth;
 mod cli;
 mod cors;
 mod errors;
+mod instances;
 mod moderation;
 mod ops;
 mod pages;

@@ -1,0 +1,235 @@
+//! The cache of public thread pages, serialized and with their ETag, so that
+//! the widget's read — tens of thousands for every comment written — costs a
+//! hash lookup instead of two queries and a JSON encoding.
+//!
+//! Correctness rules:
+//! - every moderation action invalidates its thread *before* it answers, so on
+//!   one instance the very next read shows it;
+//! - on PostgreSQL other instances learn of changes through `LISTEN/NOTIFY`
+//!   (see `store::PostgresStore::listen_for_changes`); while that listener is
+//!   down the cache is switched off, and it is emptied whenever the listener
+//!   (re)connects, since notifications sent meanwhile are lost;
+//! - a page read from the database before an invalidation is never stored
+//!   after it: every invalidation bumps an epoch, and a fill whose read began
+//!   in an older epoch is dropped.
+//!
+//! The cache is bounded in bytes; whole threads are evicted least recently used first.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use hashlink::LruCache;
+use warp::http::HeaderValue;
+
+use crate::domain::CommentId;
+
+/// Which page of a thread: the cursor it starts after and its size.
+pub type PageKey = (Option<CommentId>, u32);
+
+/// Rough bookkeeping cost of an entry beyond its bytes (maps, Arcs, header).
+const ENTRY_OVERHEAD: usize = 160;
+
+/// One serialized page of a public thread.
+#[derive(Debug)]
+pub struct CachedPage {
+    pub body: Bytes,
+    pub etag: HeaderValue,
+}
+
+impl CachedPage {
+    fn cost(&self) -> usize {
+        self.body.len() + self.etag.len() + ENTRY_OVERHEAD
+    }
+}
+
+#[derive(Default)]
+struct ThreadPages {
+    pages: HashMap<PageKey, Arc<CachedPage>>,
+    bytes: usize,
+}
+
+struct Inner {
+    threads: LruCache<String, ThreadPages>,
+    bytes: usize,
+}
+
+pub struct ThreadCache {
+    max_bytes: usize,
+    enabled: AtomicBool,
+    epoch: AtomicU64,
+    inner: Mutex<Inner>,
+}
+
+impl ThreadCache {
+    /// A cache of at most `max_bytes`; 0 turns caching off. `enabled` says
+    /// whether it may serve at once (PostgreSQL waits for its listener).
+    pub fn new(max_bytes: usize, enabled: bool) -> Self {
+        Self {
+            max_bytes,
+            enabled: AtomicBool::new(enabled && max_bytes > 0),
+            epoch: AtomicU64::new(0),
+            inner: Mutex::new(Inner {
+                threads: LruCache::new_unbounded(),
+                bytes: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Acquire)
+    }
+
+    /// The cached page, if any.
+    pub fn get(&self, uri: &str, key: PageKey) -> Option<Arc<CachedPage>> {
+        if !self.is_enabled() {
+            return None;
+        }
+        self.lock().threads.get(uri)?.pages.get(&key).cloned()
+    }
+
+    /// Read this before querying the database; hand it to [`ThreadCache::insert`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Stores a page read from the database, unless the thread may have
+    /// changed since the read began (`epoch` is stale) or the cache is off.
+    pub fn insert(&self, uri: &str, key: PageKey, page: Arc<CachedPage>, epoch: u64) {
+        let cost = page.cost() + uri.len();
+        // A page that would crowd out most of the cache is not worth keeping.
+        if !self.is_enabled() || cost > self.max_bytes / 4 {
+            return;
+        }
+        let mut inner = self.lock();
+        // Checked under the lock that invalidations also take.
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        let thread = match inner.threads.get_mut(uri) {
+            Some(thread) => thread,
+            None => {
+                inner.threads.insert(uri.to_owned(), ThreadPages::default());
+                inner.threads.get_mut(uri).expect("just inserted")
+            }
+        };
+        let replaced = thread
+            .pages
+            .insert(key, page)
+            .map_or(0, |old| old.cost() + uri.len());
+        thread.bytes = thread.bytes + cost - replaced;
+        inner.bytes = inner.bytes + cost - replaced;
+        while inner.bytes > self.max_bytes {
+            let Some((_, evicted)) = inner.threads.remove_lru() else {
+                break;
+            };
+            inner.bytes -= evicted.bytes;
+        }
+    }
+
+    /// Forgets every page of one thread (after a moderation action on it).
+    pub fn invalidate(&self, uri: &str) {
+        let mut inner = self.lock();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(thread) = inner.threads.remove(uri) {
+            inner.bytes -= thread.bytes;
+        }
+    }
+
+    /// Forgets everything (when notifications may have been missed).
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        inner.threads.clear();
+        inner.bytes = 0;
+    }
+
+    /// Turns serving from the cache on or off; turning it off also empties it.
+    pub fn set_enabled(&self, enabled: bool) {
+        if !enabled {
+            self.enabled.store(false, Ordering::Release);
+        }
+        self.clear();
+        if enabled && self.max_bytes > 0 {
+            self.enabled.store(true, Ordering::Release);
+        }
+    }
+
+    /// Bytes currently accounted for.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(size: usize) -> Arc<CachedPage> {
+        Arc::new(CachedPage {
+            body: Bytes::from(vec![b'x'; size]),
+            etag: HeaderValue::from_static("\"e\""),
+        })
+    }
+
+    #[test]
+    fn a_stored_page_is_served_until_its_thread_is_invalidated() {
+        let cache = ThreadCache::new(1 << 20, true);
+        cache.insert("/a/", (None, 200), page(100), cache.epoch());
+        cache.insert("/b/", (None, 200), page(100), cache.epoch());
+        assert!(cache.get("/a/", (None, 200)).is_some());
+        assert!(
+            cache.get("/a/", (Some(3), 200)).is_none(),
+            "pages are keyed by cursor and size"
+        );
+        cache.invalidate("/a/");
+        assert!(cache.get("/a/", (None, 200)).is_none());
+        assert!(cache.get("/b/", (None, 200)).is_some(), "other threads stay");
+    }
+
+    #[test]
+    fn a_read_that_began_before_an_invalidation_is_not_stored() {
+        let cache = ThreadCache::new(1 << 20, true);
+        let epoch = cache.epoch();
+        cache.invalidate("/other/");
+        cache.insert("/a/", (None, 200), page(100), epoch);
+        assert!(cache.get("/a/", (None, 200)).is_none());
+    }
+
+    #[test]
+    fn the_byte_bound_evicts_least_recently_used_threads() {
+        let cache = ThreadCache::new(4_000, true);
+        for n in 0..10 {
+            let uri = format!("/t{n}/");
+            cache.insert(&uri, (None, 200), page(700), cache.epoch());
+            // Keep /t0/ recently used.
+            assert!(cache.get("/t0/", (None, 200)).is_some());
+        }
+        assert!(cache.bytes() <= 4_000, "{}", cache.bytes());
+        assert!(cache.get("/t0/", (None, 200)).is_some());
+        assert!(cache.get("/t9/", (None, 200)).is_some());
+        assert!(cache.get("/t1/", (None, 200)).is_none());
+    }
+
+    #[test]
+    fn a_disabled_or_zero_sized_cache_serves_nothing() {
+        let off = ThreadCache::new(0, true);
+        off.insert("/a/", (None, 200), page(10), off.epoch());
+        assert!(off.get("/a/", (None, 200)).is_none());
+
+        let waiting = ThreadCache::new(1 << 20, false);
+        waiting.insert("/a/", (None, 200), page(10), waiting.epoch());
+        assert!(waiting.get("/a/", (None, 200)).is_none());
+        waiting.set_enabled(true);
+        waiting.insert("/a/", (None, 200), page(10), waiting.epoch());
+        assert!(waiting.get("/a/", (None, 200)).is_some());
+        waiting.set_enabled(false);
+        assert!(waiting.get("/a/", (None, 200)).is_none());
+        assert_eq!(waiting.bytes(), 0);
+    }
+}

@@ -4,8 +4,9 @@
 //!
 //! - a semaphore caps open connections (`MAX_CONNECTIONS`); more wait in the
 //!   kernel's backlog instead of exhausting memory or file descriptors;
-//! - HTTP/1 connections must deliver their headers within a timeout, so a
-//!   client dribbling bytes cannot hold a connection forever;
+//! - HTTP/1 connections must deliver their headers within a timeout (and a
+//!   new connection its first byte), so a client dribbling bytes, or sending
+//!   none, cannot hold a connection forever;
 //! - the peer address is put into each request's extensions as [`ClientAddr`]
 //!   (warp's `addr::remote()` only works under warp's own server);
 //! - on shutdown the listener closes, idle connections are closed, and
@@ -89,12 +90,22 @@ pub async fn serve<F>(
             let mut service = service.clone();
             service.call(request)
         });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), request_handler)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let header_read_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            // hyper's header timer only starts with the first byte: a client
+            // that connects and says nothing would hold its slot forever.
+            let mut first_byte = [0u8; 1];
+            if tokio::time::timeout(header_read_timeout, stream.peek(&mut first_byte))
+                .await
+                .is_err()
+            {
+                tracing::debug!(%peer, "closed a connection that sent nothing");
+                return;
+            }
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), request_handler);
+            if let Err(error) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
             drop(permit);

@@ -19,5 +19,6 @@ mod privacy;
 mod rate_limit;
 mod restart;
 mod sanitize;
+mod server;
 mod submit;
 mod thread;

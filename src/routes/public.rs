@@ -78,9 +78,65 @@ fn submit(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(client_ip(state))
         .and(warp::header::headers_cloned())
         .and(limited_body())
-        .then(submit_comment)
-        .map(respond)
+        .then(|state, client, headers: HeaderMap, body| async move {
+            let wants_page = prefers_html(&headers);
+            match submit_comment(state, client, headers, body).await {
+                Ok(response) => response,
+                // A browser posting the plain form (no JavaScript) gets a page
+                // it can show, with the same status; everyone else gets JSON.
+                Err(error) if wants_page => error_page(error),
+                Err(error) => error.into_response(),
+            }
+        })
         .boxed()
+}
+
+/// True for a form post from a browser navigating (no JavaScript): it sent a
+/// urlencoded body and asks for HTML.
+fn prefers_html(headers: &HeaderMap) -> bool {
+    let accepts_html = headers
+        .get(warp::http::header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    accepts_html && SubmissionFormat::from_headers(headers).ok() == Some(SubmissionFormat::Form)
+}
+
+/// The error as a small page: what went wrong, field by field, and a way back.
+fn error_page(error: ApiError) -> Response {
+    let status = error.status();
+    let mut items = String::new();
+    match &error {
+        ApiError::Validation(fields) => {
+            for (field, message) in fields {
+                items.push_str(&format!(
+                    "<li><strong>{}</strong> {}</li>",
+                    ammonia::clean_text(field),
+                    ammonia::clean_text(message)
+                ));
+            }
+        }
+        other => items.push_str(&format!("<li>{}</li>", ammonia::clean_text(&other.to_string()))),
+    }
+    let retry = match &error {
+        ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+        _ => None,
+    };
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\"><title>Comment not sent</title>\
+         <p>Your comment was not sent:</p><ul>{items}</ul>\
+         <p>Go back, correct it and send it again.</p></html>"
+    );
+    let mut response = warp::reply::with_status(warp::reply::html(page), status).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    if let Some(seconds) = retry {
+        headers.insert(warp::http::header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// The 202 answer: the comment as the public will see it once approved.

@@ -394,3 +394,42 @@ async fn refused_requests_leave_stored_comments_untouched() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_browser_posting_the_plain_form_gets_its_errors_as_a_page() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let response = app
+            .client
+            .post(app.url("/api/comments"))
+            .header("accept", "text/html,application/xhtml+xml")
+            .form(&[
+                ("uri", "/form/"),
+                ("name", "<script>x</script>"),
+                ("email", "nope"),
+                ("body", ""),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let page = response.text().await.unwrap();
+        for field in ["email", "body"] {
+            assert!(page.contains(&format!("<strong>{field}</strong>")), "{page}");
+        }
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(
+            app.admin_list("").await["comments"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}

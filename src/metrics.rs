@@ -11,16 +11,17 @@ use prometheus_client::registry::Registry;
 
 use crate::domain::Status;
 
+// Static label values: recording a request allocates nothing.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
-    route: String,
+    method: &'static str,
+    route: &'static str,
     status: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    route: String,
+    route: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -102,18 +103,27 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    /// `route` is a template from `routes::route_label`, never a raw path.
+    pub fn observe_request(&self, method: &http::Method, route: &'static str, status: u16, seconds: f64) {
+        let method = match *method {
+            http::Method::GET => "GET",
+            http::Method::POST => "POST",
+            http::Method::DELETE => "DELETE",
+            http::Method::HEAD => "HEAD",
+            http::Method::OPTIONS => "OPTIONS",
+            http::Method::PUT => "PUT",
+            http::Method::PATCH => "PATCH",
+            _ => "OTHER",
+        };
         self.requests
             .get_or_create(&RequestLabels {
-                method: method.to_owned(),
-                route: route.to_owned(),
+                method,
+                route,
                 status,
             })
             .inc();
         self.latency
-            .get_or_create(&RouteLabels {
-                route: route.to_owned(),
-            })
+            .get_or_create(&RouteLabels { route })
             .observe(seconds);
     }
 
@@ -155,7 +165,7 @@ mod tests {
     #[test]
     fn counters_and_the_queue_depth_appear_in_the_text_format() {
         let metrics = Metrics::default();
-        metrics.observe_request("GET", "/api/comments", 200, 0.002);
+        metrics.observe_request(&http::Method::GET, "/api/comments", 200, 0.002);
         metrics.comment_submitted();
         metrics.comment_moderated(Status::Approved);
         metrics.rate_limited("submit");

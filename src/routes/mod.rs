@@ -35,7 +35,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         let elapsed = info.elapsed();
         metrics_state
             .metrics
-            .observe_request(info.method().as_str(), route, status, elapsed.as_secs_f64());
+            .observe_request(info.method(), route, status, elapsed.as_secs_f64());
         // The path only: query strings and bodies (emails, tokens) stay out of logs.
         tracing::info!(
             method = %info.method(),

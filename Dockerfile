@@ -12,6 +12,10 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY migrations ./migrations
+# The widget and moderation page are compiled into the binary; the benchmark
+# tools are declared as examples in Cargo.toml, so cargo needs them present.
+COPY assets ./assets
+COPY bench ./bench
 # The same command as .ci/run: the committed Cargo.lock is used as is.
 RUN cargo build --release --locked
 

@@ -43,6 +43,35 @@ pub struct ThreadPage {
     pub next: Option<CommentId>,
 }
 
+/// A row of the thread query: a comment and the thread's total, read by the
+/// same statement (one statement sees one snapshot, so the two agree without
+/// a transaction).
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct ThreadRow {
+    #[sqlx(flatten)]
+    comment: PublicComment,
+    total: i64,
+}
+
+impl ThreadPage {
+    /// Builds a page from the rows of the thread query. `None` when the rows
+    /// cannot tell the total (a page past the end has no rows to carry it).
+    fn from_rows(rows: Vec<ThreadRow>, limit: u32, after: Option<CommentId>) -> Option<Self> {
+        let total = match rows.first() {
+            Some(row) => row.total,
+            None if after.is_none() => 0,
+            None => return None,
+        };
+        let mut comments: Vec<PublicComment> = rows.into_iter().map(|row| row.comment).collect();
+        let next = split_page(&mut comments, limit, |c| c.id);
+        Some(ThreadPage {
+            total,
+            comments,
+            next,
+        })
+    }
+}
+
 /// A page of the moderation list.
 #[derive(Debug, Clone)]
 pub struct ModerationPage {

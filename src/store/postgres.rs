@@ -13,9 +13,9 @@ use time::OffsetDateTime;
 
 use super::{
     ImportComment, Moderated, ModerationPage, ModerationQuery, SessionRecord, StoreChange, StoreError,
-    ThreadPage, TokenInsertError, TokenRecord, fetch_limit, split_page,
+    ThreadPage, ThreadRow, TokenInsertError, TokenRecord, fetch_limit, split_page,
 };
-use crate::domain::{Comment, CommentId, NewComment, PublicComment, Status, ThreadUri};
+use crate::domain::{Comment, CommentId, NewComment, Status, ThreadUri};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -107,15 +107,10 @@ impl PostgresStore {
         after: Option<CommentId>,
         limit: u32,
     ) -> Result<ThreadPage, StoreError> {
-        // REPEATABLE READ: the page and the total come from one snapshot.
-        let mut tx = self.pool.begin().await.map_err(classify)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        let mut comments = sqlx::query_as::<_, PublicComment>(
+        let rows = sqlx::query_as::<_, ThreadRow>(
             "SELECT c.id, CASE WHEN p.id IS NULL THEN NULL ELSE c.parent_id END AS parent_id, \
-                    c.name, c.website, c.body_html, c.created_at \
+                    c.name, c.website, c.body_html, c.created_at, \
+                    (SELECT COUNT(*) FROM comments WHERE uri = $1 AND status = 'approved') AS total \
              FROM comments c \
              LEFT JOIN comments p ON p.id = c.parent_id AND p.status = 'approved' \
              WHERE c.uri = $1 AND c.status = 'approved' AND c.id > $2 \
@@ -124,21 +119,23 @@ impl PostgresStore {
         .bind(uri.as_str())
         .bind(after.unwrap_or(0))
         .bind(fetch_limit(limit))
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await
         .map_err(classify)?;
-        let total: i64 =
+        if let Some(page) = ThreadPage::from_rows(rows, limit, after) {
+            return Ok(page);
+        }
+        // A page past the end: count on its own.
+        let total =
             sqlx::query_scalar("SELECT COUNT(*) FROM comments WHERE uri = $1 AND status = 'approved'")
                 .bind(uri.as_str())
-                .fetch_one(&mut *tx)
+                .fetch_one(&self.pool)
                 .await
                 .map_err(classify)?;
-        tx.commit().await.map_err(classify)?;
-        let next = split_page(&mut comments, limit, |c| c.id);
         Ok(ThreadPage {
             total,
-            comments,
-            next,
+            comments: Vec::new(),
+            next: None,
         })
     }
 

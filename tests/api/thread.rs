@@ -128,6 +128,16 @@ async fn the_thread_is_oldest_first_and_pages_follow_each_other() {
         }
         assert_eq!(pages, 3);
         assert_eq!(seen, published);
+        // A page past the end is empty but still tells the total.
+        let past_end: Value = app
+            .get_thread(&format!("uri=/paged/&after={}", published[4]))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(past_end["comments"], json!([]));
+        assert_eq!(past_end["total"], 5);
+        assert_eq!(past_end["next"], Value::Null);
 
         // Without a limit the whole thread comes in one page.
         assert_eq!(app.thread_ids("/paged/").await, published);

@@ -33,6 +33,7 @@ struct Asset {
     cache_control: &'static str,
     /// For HTML pages: the Content-Security-Policy.
     csp: Option<&'static str>,
+    referrer_policy: &'static str,
     etag: HeaderValue,
 }
 
@@ -42,6 +43,7 @@ impl Asset {
         content_type: &'static str,
         cache_control: &'static str,
         csp: Option<&'static str>,
+        referrer_policy: &'static str,
     ) -> Self {
         let etag = format!("\"{}\"", hex::encode(&Sha256::digest(body.as_bytes())[..16]));
         Self {
@@ -49,6 +51,7 @@ impl Asset {
             content_type,
             cache_control,
             csp,
+            referrer_policy,
             etag: HeaderValue::from_str(&etag).expect("a hex ETag is a valid header value"),
         }
     }
@@ -67,7 +70,7 @@ impl Asset {
         let headers = response.headers_mut();
         headers.insert(ETAG, self.etag.clone());
         headers.insert(CACHE_CONTROL, HeaderValue::from_static(self.cache_control));
-        headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+        headers.insert("referrer-policy", HeaderValue::from_static(self.referrer_policy));
         if let Some(csp) = self.csp {
             headers.insert("content-security-policy", HeaderValue::from_static(csp));
             headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
@@ -92,6 +95,7 @@ static EMBED_JS: LazyLock<Asset> = LazyLock::new(|| {
         "text/javascript; charset=utf-8",
         SCRIPT_CACHE,
         None,
+        "no-referrer",
     )
 });
 static ADMIN_HTML: LazyLock<Asset> = LazyLock::new(|| {
@@ -100,6 +104,7 @@ static ADMIN_HTML: LazyLock<Asset> = LazyLock::new(|| {
         "text/html; charset=utf-8",
         PAGE_CACHE,
         Some(ADMIN_CSP),
+        "no-referrer",
     )
 });
 static ADMIN_JS: LazyLock<Asset> = LazyLock::new(|| {
@@ -108,6 +113,7 @@ static ADMIN_JS: LazyLock<Asset> = LazyLock::new(|| {
         "text/javascript; charset=utf-8",
         PAGE_CACHE,
         Some(ADMIN_CSP),
+        "no-referrer",
     )
 });
 static ADMIN_CSS: LazyLock<Asset> = LazyLock::new(|| {
@@ -116,6 +122,7 @@ static ADMIN_CSS: LazyLock<Asset> = LazyLock::new(|| {
         "text/css; charset=utf-8",
         PAGE_CACHE,
         Some(ADMIN_CSP),
+        "no-referrer",
     )
 });
 static DEMO_HTML: LazyLock<Asset> = LazyLock::new(|| {
@@ -124,6 +131,8 @@ static DEMO_HTML: LazyLock<Asset> = LazyLock::new(|| {
         "text/html; charset=utf-8",
         PAGE_CACHE,
         Some(DEMO_CSP),
+        // Its no-JavaScript form is sent back to it by the Referer.
+        "strict-origin-when-cross-origin",
     )
 });
 

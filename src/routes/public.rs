@@ -37,23 +37,55 @@ pub const PENDING_MESSAGE: &str = "Your comment is awaiting moderation.";
 
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let cors = cors(&state.allowed_origins);
-    let comments = warp::path!("api" / "comments").and(
-        submit(state.clone())
-            .or(thread(state.clone()))
-            .unify()
-            .or(method_not_allowed("GET, POST"))
-            .unify()
-            .with(cors.clone())
-            .map(Reply::into_response),
-    );
-    let counts = warp::path!("api" / "counts").and(
-        counts(state)
-            .or(method_not_allowed("GET"))
-            .unify()
-            .with(cors)
-            .map(Reply::into_response),
-    );
+    let comments = submit(state.clone())
+        .or(thread(state.clone()))
+        .unify()
+        .or(method_not_allowed("GET, POST"))
+        .unify()
+        .boxed();
+    let counts = counts(state).or(method_not_allowed("GET")).unify().boxed();
+    let comments = warp::path!("api" / "comments").and(with_cors(comments, cors.clone()));
+    let counts = warp::path!("api" / "counts").and(with_cors(counts, cors));
     comments.or(counts).unify().boxed()
+}
+
+/// Cross-origin requests go through the CORS check; same-origin ones (the
+/// `/demo` page, a blog served by the same host) need none, and browsers send
+/// `Origin` on every POST, so they must not be refused for it.
+fn with_cors(routes: BoxedFilter<(Response,)>, cors: warp::cors::Builder) -> BoxedFilter<(Response,)> {
+    let same_origin = warp::header::headers_cloned()
+        .and_then(|headers: HeaderMap| async move {
+            if is_same_origin(&headers) {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one();
+    same_origin
+        .and(routes.clone())
+        .or(routes.with(cors).map(Reply::into_response))
+        .unify()
+        .boxed()
+}
+
+/// True when the request's `Origin` names the host it was sent to.
+fn is_same_origin(headers: &HeaderMap) -> bool {
+    headers
+        .get(warp::http::header::ORIGIN)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|origin| names_this_host(headers, origin))
+}
+
+/// True when `origin` (`scheme://host[:port]`) is the host this request was sent to.
+fn names_this_host(headers: &HeaderMap, origin: &str) -> bool {
+    let host = headers
+        .get(warp::http::header::HOST)
+        .and_then(|value| value.to_str().ok());
+    match (origin.split_once("://"), host) {
+        (Some((_, authority)), Some(host)) => authority.eq_ignore_ascii_case(host),
+        _ => false,
+    }
 }
 
 /// CORS for the blog's origins. The CORS wrapper sits inside each path, so a
@@ -195,7 +227,10 @@ fn form_success(headers: &HeaderMap, allowed_origins: &[String]) -> Response {
         .and_then(|value| value.to_str().ok())
         .and_then(|referer| url::Url::parse(referer).ok())
         .filter(|url| matches!(url.scheme(), "http" | "https"))
-        .filter(|url| allowed_origins.contains(&url.origin().ascii_serialization()));
+        .filter(|url| {
+            let origin = url.origin().ascii_serialization();
+            allowed_origins.contains(&origin) || names_this_host(headers, &origin)
+        });
     if let Some(url) = back
         && let Ok(location) = HeaderValue::from_str(url.as_str())
     {
@@ -393,6 +428,34 @@ mod tests {
     }
 
     #[test]
+    fn same_origin_means_the_origin_names_the_host() {
+        let headers = |origin: &str, host: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("origin", origin.parse().unwrap());
+            headers.insert("host", host.parse().unwrap());
+            headers
+        };
+        assert!(is_same_origin(&headers(
+            "http://127.0.0.1:3000",
+            "127.0.0.1:3000"
+        )));
+        assert!(is_same_origin(&headers(
+            "https://Comments.Example",
+            "comments.example"
+        )));
+        assert!(!is_same_origin(&headers(
+            "https://blog.example",
+            "comments.example"
+        )));
+        assert!(!is_same_origin(&headers(
+            "http://127.0.0.1:3001",
+            "127.0.0.1:3000"
+        )));
+        assert!(!is_same_origin(&headers("null", "127.0.0.1:3000")));
+        assert!(!is_same_origin(&HeaderMap::new()));
+    }
+
+    #[test]
     fn form_posts_only_redirect_to_allowed_origins() {
         let allowed = vec!["https://blog.example".to_owned()];
         let mut headers = HeaderMap::new();
@@ -405,8 +468,11 @@ mod tests {
         assert_eq!(form_success(&headers, &allowed).status(), StatusCode::ACCEPTED);
         headers.insert(REFERER, "https://blog.example.evil.example/".parse().unwrap());
         assert_eq!(form_success(&headers, &allowed).status(), StatusCode::ACCEPTED);
-        // With no allow-list there is nothing to trust a Referer against.
+        // With no allow-list there is nothing to trust a Referer against…
         headers.insert(REFERER, "https://blog.example/post/1".parse().unwrap());
         assert_eq!(form_success(&headers, &[]).status(), StatusCode::ACCEPTED);
+        // …but a page of this very host (the demo) is safe to go back to.
+        headers.insert("host", "blog.example".parse().unwrap());
+        assert_eq!(form_success(&headers, &[]).status(), StatusCode::SEE_OTHER);
     }
 }

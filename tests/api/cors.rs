@@ -128,3 +128,33 @@ async fn the_moderator_api_never_answers_cors() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_page_of_the_service_itself_may_post_even_with_an_allow_list() {
+    for_each_backend(|backend| async move {
+        let app = restricted_app(backend).await;
+        // Browsers send Origin on every POST, same-origin ones included (/demo).
+        let own_origin = format!("http://{}", app.address);
+        let response = app
+            .client
+            .post(app.url("/api/comments"))
+            .header("origin", &own_origin)
+            .json(&valid_comment())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+
+        // A look-alike on another port is another origin.
+        let response = app
+            .client
+            .post(app.url("/api/comments"))
+            .header("origin", format!("http://127.0.0.1:{}", app.address.port() + 1))
+            .json(&valid_comment())
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::FORBIDDEN, "forbidden").await;
+    })
+    .await;
+}

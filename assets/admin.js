@@ -314,10 +314,12 @@
   function removeItem(item) {
     const index = items.indexOf(item);
     if (index < 0) return;
-    const hadFocus = item.li.contains(document.activeElement);
+    // Disabling the clicked button during the request sends focus to <body>: count that as inside.
+    const active = document.activeElement;
+    const hadFocus = !active || active === document.body || item.li.contains(active);
     items.splice(index, 1);
     item.li.remove();
-    if (items.length) setCurrent(Math.min(index, items.length - 1), hadFocus || current === index);
+    if (items.length) setCurrent(Math.min(index, items.length - 1), hadFocus);
     else {
       current = -1;
       if (hadFocus) $('queue-title').focus();
@@ -341,9 +343,10 @@
   }
 
   async function act(item, action) {
-    if (!item || !csrf) return;
+    if (!item || item.busy || !csrf) return;
     if (action === 'delete' && !window.confirm(`Delete comment #${item.id} by ${item.comment.name} for good? This cannot be undone.`)) return;
     const buttons = item.li.querySelectorAll('button');
+    item.busy = true;
     buttons.forEach((b) => (b.disabled = true));
     try {
       const outcome = await request(item, action);
@@ -351,6 +354,7 @@
     } catch (e) {
       say(`Comment #${item.id} could not be ${DONE[action]}: ${e.message}.`, true);
     } finally {
+      item.busy = false;
       buttons.forEach((b) => (b.disabled = false));
       refreshStats();
     }

@@ -12,7 +12,7 @@
  *     { uri, pageSize, lang, strings: { postComment: "Send", ... } }   override any entry of STRINGS
  *     (keys in camelCase for the config object, kebab-case as data attributes: data-post-comment)
  * Theme with CSS custom properties on #marginalia-thread or :root: --marginalia-text, -muted,
- *   -background, -surface, -border, -accent, -accent-text, -error, -pending, -focus, -font, -radius,
+ *   -background, -surface, -border, -accent, -accent-text, -error, -pending, -focus, -font, -font-size, -radius,
  *   -padding.
  *
  * Security: names, websites, dates and every other text go in as text; only the server's sanitized
@@ -166,7 +166,7 @@
   const LIGHT = '--mg-fg:var(--marginalia-text,#1f2328);--mg-muted:var(--marginalia-muted,#57606a);--mg-bg:var(--marginalia-background,#fff);--mg-surface:var(--marginalia-surface,#fff);--mg-border:var(--marginalia-border,#c9d1d9);--mg-accent:var(--marginalia-accent,#0a58ca);--mg-on-accent:var(--marginalia-accent-text,#fff);--mg-error:var(--marginalia-error,#b42318);--mg-pending:var(--marginalia-pending,#fff8db);--mg-focus:var(--marginalia-focus,#0a58ca);color-scheme:light;';
   const DARK = '--mg-fg:var(--marginalia-text,#e6edf3);--mg-muted:var(--marginalia-muted,#9da7b3);--mg-bg:var(--marginalia-background,#161b22);--mg-surface:var(--marginalia-surface,#0d1117);--mg-border:var(--marginalia-border,#3d444d);--mg-accent:var(--marginalia-accent,#6cb6ff);--mg-on-accent:var(--marginalia-accent-text,#0d1117);--mg-error:var(--marginalia-error,#ff9492);--mg-pending:var(--marginalia-pending,#2e2a18);--mg-focus:var(--marginalia-focus,#6cb6ff);color-scheme:dark;';
   const CSS = `
-${P}{${LIGHT}display:block;color:var(--mg-fg);background:var(--mg-bg);font-family:var(--marginalia-font,inherit);font-size:1rem;line-height:1.55;padding:var(--marginalia-padding,1.25rem);border-radius:var(--marginalia-radius,8px);text-align:left}
+${P}{${LIGHT}display:block;color:var(--mg-fg);background:var(--mg-bg);font-family:var(--marginalia-font,inherit);font-size:var(--marginalia-font-size,inherit);line-height:1.55;padding:var(--marginalia-padding,1.25rem);border-radius:var(--marginalia-radius,8px);text-align:left}
 ${P}[data-theme=dark]{${DARK}}
 @media (prefers-color-scheme:dark){${P}:not([data-theme=light]){${DARK}}}
 ${P} *,${P} *::before,${P} *::after{box-sizing:border-box}
@@ -183,6 +183,8 @@ ${P} .mg-pending>.mg-article{background:var(--mg-pending);padding:.75rem;border-
 ${P} .mg-meta{display:flex;flex-wrap:wrap;gap:.25rem .75rem;align-items:baseline;margin-bottom:.35rem}
 ${P} .mg-name{font-weight:700}
 ${P} .mg-meta .mg-date,${P} .mg-irt{color:var(--mg-muted);font-size:.875em}
+${P} .mg-meta .mg-date{text-decoration:none}
+${P} .mg-meta .mg-date:hover{text-decoration:underline}
 ${P} .mg-awaiting{font-style:italic;color:var(--mg-muted);margin:.35rem 0 0}
 ${P} .mg-body{overflow-wrap:anywhere}
 ${P} .mg-body>*+*{margin-top:.6em}
@@ -210,6 +212,7 @@ ${P} .mg-input[aria-invalid=true]{border-color:var(--mg-error);border-width:2px}
 ${P} .mg-error,${P} .mg-status.mg-bad{color:var(--mg-error);font-weight:600}
 ${P} .mg-error{display:block;font-size:.9em;margin-top:.25rem}
 ${P} .mg-check{display:flex;gap:.5rem;align-items:flex-start}
+${P} .mg-check>label{font-weight:400;margin:0}
 ${P} .mg-check input{width:1.1rem;height:1.1rem;margin-top:.2rem;flex:none;accent-color:var(--mg-accent)}
 ${P} .mg-status{margin-top:.6rem}
 ${P} .mg-status:empty{display:none}
@@ -371,7 +374,7 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
         pendingNodes.set(c.id, li);
       } else {
         const button = h('button', { type: 'button', class: 'mg-link mg-reply', 'aria-label': t('replyLabel', { name: c.name }) }, t('reply'));
-        const node = { li, article, depth, name: c.name, kids: null };
+        const node = { id: c.id, li, article, depth, name: c.name, kids: null };
         button.addEventListener('click', () => openReply(node, button));
         article.append(h('div', { class: 'mg-actions' }, button));
         nodes.set(c.id, node);
@@ -438,7 +441,7 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
     // --- replying
 
     function openReply(node, button) {
-      parentId = [...nodes].find(([, n]) => n === node)[0];
+      parentId = node.id;
       replyButton = button;
       node.article.after(respond);
       title.textContent = t('leaveReplyTo', { name: node.name });

@@ -60,6 +60,18 @@ pub struct PublicComment {
 }
 
 impl Comment {
+    /// True when this stored row holds exactly this submission.
+    pub fn is_stored_form_of(&self, submission: &NewComment) -> bool {
+        self.uri == submission.uri.as_str()
+            && self.parent_id == submission.parent_id
+            && self.name == submission.name.as_str()
+            && self.email == submission.email.as_str()
+            && self.website.as_deref() == submission.website.as_ref().map(|w| w.as_str())
+            && self.body == submission.body.markdown()
+            && self.ip == submission.ip
+            && self.user_agent == submission.user_agent
+    }
+
     /// The public view of this comment. `parent_published` says whether its
     /// parent is approved, because a public `parent_id` must name a published comment.
     pub fn to_public(&self, parent_published: bool) -> PublicComment {

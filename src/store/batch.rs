@@ -67,7 +67,14 @@ async fn write_batches(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
             batch
         };
         let comments: Vec<&NewComment> = batch.iter().map(|job| &job.comment).collect();
-        match store.insert_comments(&comments).await {
+        let started = std::time::Instant::now();
+        let outcome = store.insert_comments(&comments).await;
+        tracing::debug!(
+            size = batch.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "batch committed"
+        );
+        match outcome {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {
                     let _ = job.answer.send(Ok(result));

@@ -347,6 +347,39 @@ fn now() -> OffsetDateTime {
     now.replace_microsecond(now.microsecond()).unwrap_or(now)
 }
 
+/// True when a submission names no parent, or an approved comment of its own
+/// thread (`approved_parents`: id → uri of the approved parents found).
+fn parent_is_valid(comment: &NewComment, approved_parents: &HashMap<CommentId, String>) -> bool {
+    comment.parent_id.is_none_or(|id| {
+        approved_parents
+            .get(&id)
+            .is_some_and(|uri| uri == comment.uri.as_str())
+    })
+}
+
+/// Pairs each submission of a batch with the row inserted for it (`None` for
+/// the ones refused for their parent). The order of `RETURNING` rows is not
+/// guaranteed, so rows are matched by content; identical submissions are
+/// interchangeable, so any pairing of them is right.
+fn match_inserted(
+    comments: &[&NewComment],
+    approved_parents: &HashMap<CommentId, String>,
+    rows: Vec<Comment>,
+) -> Vec<Option<Comment>> {
+    let mut rows: Vec<Option<Comment>> = rows.into_iter().map(Some).collect();
+    comments
+        .iter()
+        .map(|comment| {
+            if !parent_is_valid(comment, approved_parents) {
+                return None;
+            }
+            rows.iter_mut()
+                .find(|row| row.as_ref().is_some_and(|row| row.is_stored_form_of(comment)))
+                .and_then(Option::take)
+        })
+        .collect()
+}
+
 /// The number of rows a page query fetches: one more than asked, to learn
 /// whether a next page exists without a second query.
 fn fetch_limit(limit: u32) -> i64 {

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::{
     ImportComment, Moderated, ModerationPage, ModerationQuery, SessionRecord, StoreError, ThreadPage,
-    ThreadRow, TokenInsertError, TokenRecord, fetch_limit, split_page,
+    ThreadRow, TokenInsertError, TokenRecord, fetch_limit, match_inserted, parent_is_valid, split_page,
 };
 use crate::domain::{Comment, CommentId, NewComment, Status, ThreadUri};
 
@@ -66,43 +66,68 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Inserts a batch of submissions in one transaction: one commit (one
-    /// fsync) for all of them. `None` for a comment whose parent is not an
-    /// approved comment of its thread.
+    /// Inserts a batch of submissions in one transaction and one statement:
+    /// one commit (one fsync) for all of them, and few round trips, since
+    /// every round trip waits for a busy scheduler. `None` for a comment whose
+    /// parent is not an approved comment of its thread.
     pub async fn insert_comments(
         &self,
         comments: &[&NewComment],
         now: OffsetDateTime,
     ) -> Result<Vec<Option<Comment>>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(classify)?;
-        let mut inserted = Vec::with_capacity(comments.len());
-        for comment in comments {
-            let row = sqlx::query_as::<_, Comment>(concat!(
-                "INSERT INTO comments (uri, parent_id, name, email, website, body, body_html, status, \
-             created_at, ip, user_agent) \
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?10 \
-             WHERE ?2 IS NULL OR EXISTS ( \
-                 SELECT 1 FROM comments WHERE id = ?2 AND uri = ?1 AND status = 'approved') \
-             RETURNING ",
-                comment_columns!()
-            ))
-            .bind(comment.uri.as_str())
-            .bind(comment.parent_id)
-            .bind(comment.name.as_str())
-            .bind(comment.email.as_str())
-            .bind(comment.website.as_ref().map(|w| w.as_str()))
-            .bind(comment.body.markdown())
-            .bind(comment.body.html())
-            .bind(now)
-            .bind(comment.ip.as_deref())
-            .bind(comment.user_agent.as_deref())
-            .fetch_optional(&mut *tx)
+        // IMMEDIATE: take the write lock first, so the parent check and the
+        // insert see the same state (a deferred transaction could fail to
+        // upgrade if a moderation commit slipped in between).
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(classify)?;
+        let parent_ids: Vec<CommentId> = comments.iter().filter_map(|comment| comment.parent_id).collect();
+        let approved_parents: HashMap<CommentId, String> = if parent_ids.is_empty() {
+            HashMap::new()
+        } else {
+            let parents_json = serde_json::to_string(&parent_ids)
+                .map_err(|error| StoreError::Other(sqlx::Error::Encode(error.into())))?;
+            sqlx::query_as::<_, (CommentId, String)>(
+                "SELECT id, uri FROM comments \
+                 WHERE status = 'approved' AND id IN (SELECT value FROM json_each(?1))",
+            )
+            .bind(parents_json)
+            .fetch_all(&mut *tx)
             .await
-            .map_err(classify)?;
-            inserted.push(row);
-        }
+            .map_err(classify)?
+            .into_iter()
+            .collect()
+        };
+        let accepted: Vec<&&NewComment> = comments
+            .iter()
+            .filter(|comment| parent_is_valid(comment, &approved_parents))
+            .collect();
+        let rows = if accepted.is_empty() {
+            Vec::new()
+        } else {
+            let mut sql = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO comments (uri, parent_id, name, email, website, body, body_html, status, \
+                 created_at, ip, user_agent) ",
+            );
+            sql.push_values(accepted, |mut row, comment| {
+                row.push_bind(comment.uri.as_str())
+                    .push_bind(comment.parent_id)
+                    .push_bind(comment.name.as_str())
+                    .push_bind(comment.email.as_str())
+                    .push_bind(comment.website.as_ref().map(|w| w.as_str()))
+                    .push_bind(comment.body.markdown())
+                    .push_bind(comment.body.html())
+                    .push_bind(Status::Pending.as_str())
+                    .push_bind(now)
+                    .push_bind(comment.ip.as_deref())
+                    .push_bind(comment.user_agent.as_deref());
+            });
+            sql.push(concat!(" RETURNING ", comment_columns!()));
+            sql.build_query_as::<Comment>()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(classify)?
+        };
         tx.commit().await.map_err(classify)?;
-        Ok(inserted)
+        Ok(match_inserted(comments, &approved_parents, rows))
     }
 
     pub async fn approved_thread(

@@ -433,3 +433,53 @@ async fn a_browser_posting_the_plain_form_gets_its_errors_as_a_page() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_submissions_each_get_their_own_answer() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let parent = app.publish("/busy/", "parent").await;
+        let pending = app.submit("/busy/", "pending parent").await;
+        // Sent together, so the writer commits them in shared batches.
+        let sends = (0..40).map(|n| {
+            let mut comment = valid_comment();
+            let parent_id = match n % 4 {
+                0 => json!(parent),
+                1 => json!(pending),
+                _ => Value::Null,
+            };
+            merge(
+                &mut comment,
+                json!({"uri": "/busy/", "body": format!("comment number {n}"), "parent_id": parent_id}),
+            );
+            let request = app.client.post(app.url("/api/comments")).json(&comment);
+            async move { (n, request.send().await.unwrap()) }
+        });
+        let answers = futures_util::future::join_all(sends).await;
+        let mut ids = std::collections::HashSet::new();
+        for (n, response) in answers {
+            let status = response.status();
+            let body: Value = response.json().await.unwrap();
+            if n % 4 == 1 {
+                assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {body}");
+                assert!(body["fields"]["parent_id"].is_string());
+            } else {
+                assert_eq!(status, StatusCode::ACCEPTED, "{n}: {body}");
+                assert_eq!(body["body_html"], format!("<p>comment number {n}</p>\n"), "{n}");
+                assert_eq!(
+                    body["parent_id"],
+                    if n % 4 == 0 { json!(parent) } else { Value::Null }
+                );
+                assert!(ids.insert(body["id"].as_i64().unwrap()), "ids are distinct");
+            }
+        }
+        assert_eq!(ids.len(), 30);
+        let queue = app.admin_list("uri=/busy/&limit=100").await;
+        assert_eq!(
+            queue["comments"].as_array().unwrap().len(),
+            31,
+            "30 accepted and the pending parent"
+        );
+    })
+    .await;
+}

@@ -1,6 +1,8 @@
 //! The tracing subscriber: human-readable lines on stderr, written by a
 //! background thread so a slow terminal or pipe never stalls a request.
 
+use std::io::IsTerminal;
+
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
@@ -16,6 +18,9 @@ pub fn init(filter: &str) -> WorkerGuard {
         .with_env_filter(filter)
         .with_writer(writer)
         .with_target(false)
+        // Colours only for a person at a terminal; files and journals get
+        // plain text (cheaper to write, easier to grep).
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     guard
 }

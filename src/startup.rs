@@ -85,12 +85,14 @@ impl App {
             .with_context(|| format!("binding {}", config.bind))?;
         let address = listener.local_addr()?;
 
-        // SQLite has one writer and one instance per file. PostgreSQL takes
-        // parallel commits, and other instances may change threads, so its
-        // cache waits until the change listener is up.
+        // SQLite has one writer and one instance per file. On PostgreSQL
+        // other instances may change threads, so its cache waits until the
+        // change listener is up.
         let (writers, cache_ready_at_once) = match &store {
             Store::Sqlite(_) => (1, true),
-            Store::Postgres(_) => (4, false),
+            // Two: one commits while the other gathers; more split the queue
+            // into batches too small to share a commit.
+            Store::Postgres(_) => (2, false),
         };
         let state = Arc::new(AppState {
             threads: ThreadCache::new(config.thread_cache_bytes, cache_ready_at_once),

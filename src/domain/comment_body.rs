@@ -107,6 +107,11 @@ impl CommentBody {
     }
 }
 
+/// Runs HTML through the allow-list alone (no Markdown): what `render` does last.
+pub fn sanitize(html: &str) -> String {
+    SANITIZER.clean(html).to_string()
+}
+
 /// Markdown → HTML → allow-list. Strikethrough is the one extension, because
 /// `del` is on the allow-list; tables, images and headings are not.
 pub fn render(markdown: &str) -> String {
@@ -115,7 +120,7 @@ pub fn render(markdown: &str) -> String {
         &mut unsafe_html,
         Parser::new_ext(markdown, Options::ENABLE_STRIKETHROUGH),
     );
-    SANITIZER.clean(&unsafe_html).to_string()
+    sanitize(&unsafe_html)
 }
 
 #[cfg(test)]

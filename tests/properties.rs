@@ -1,0 +1,197 @@
+//! Properties of the domain types and the sanitizer over arbitrary input
+//! (proptest): whatever a reader types, the published HTML stays inside the
+//! allow-list of API.md, sanitizing is idempotent, and the public view of a
+//! comment never carries its email.
+
+use marginalia::domain::{AuthorName, CommentBody, Email, NewComment, ThreadUri, Website, render, sanitize};
+use proptest::prelude::*;
+use scraper::{Html, node::Node};
+
+const ALLOWED_TAGS: [&str; 12] = [
+    "p",
+    "br",
+    "strong",
+    "em",
+    "del",
+    "code",
+    "pre",
+    "blockquote",
+    "ul",
+    "ol",
+    "li",
+    "a",
+];
+const LINK_REL: &str = "nofollow ugc noopener noreferrer";
+
+/// Parses `html` as a fragment and fails on anything outside the allow-list.
+fn assert_within_allow_list(html: &str) -> Result<(), TestCaseError> {
+    let fragment = Html::parse_fragment(html);
+    for node in fragment.tree.nodes() {
+        let Node::Element(element) = node.value() else {
+            continue;
+        };
+        let name = element.name();
+        // The parser wraps a fragment in <html> and <body> of its own; in a
+        // fragment such tags from the content itself are dropped, never kept.
+        if name == "html" || name == "body" {
+            continue;
+        }
+        prop_assert!(ALLOWED_TAGS.contains(&name), "tag <{}> in {}", name, html);
+        for (attribute, value) in element.attrs() {
+            match (name, attribute) {
+                ("a", "href") => {
+                    let scheme = value.split(':').next().unwrap_or_default().to_ascii_lowercase();
+                    prop_assert!(
+                        value.contains(':') && ["http", "https", "mailto"].contains(&scheme.as_str()),
+                        "href {:?} in {}",
+                        value,
+                        html
+                    );
+                }
+                ("a", "rel") => prop_assert_eq!(value, LINK_REL),
+                _ => prop_assert!(
+                    false,
+                    "attribute {}={:?} on <{}> in {}",
+                    attribute,
+                    value,
+                    name,
+                    html
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Strings rich in the characters markup is made of.
+fn markup_soup() -> impl Strategy<Value = String> {
+    let pieces = prop_oneof![
+        Just("<".to_owned()),
+        Just(">".to_owned()),
+        Just("\"".to_owned()),
+        Just("'".to_owned()),
+        Just("=".to_owned()),
+        Just("&".to_owned()),
+        Just("/".to_owned()),
+        Just("javascript:".to_owned()),
+        Just("JaVaScRiPt:".to_owned()),
+        Just("&#106;avascript:".to_owned()),
+        Just("data:text/html,".to_owned()),
+        Just("<script>".to_owned()),
+        Just("</script>".to_owned()),
+        Just("<img src=x onerror=alert(1)>".to_owned()),
+        Just("<a href=".to_owned()),
+        Just("[x](".to_owned()),
+        Just(")".to_owned()),
+        Just("<svg><style>".to_owned()),
+        Just(" onclick=".to_owned()),
+        Just(" style=".to_owned()),
+        Just("\n> ".to_owned()),
+        Just("\n- ".to_owned()),
+        Just("```\n".to_owned()),
+        Just("<!--".to_owned()),
+        Just("-->".to_owned()),
+        Just("<![CDATA[".to_owned()),
+        "[a-z ]{0,8}",
+        any::<String>(),
+    ];
+    prop::collection::vec(pieces, 0..24).prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn rendered_markdown_stays_within_the_allow_list(body in markup_soup()) {
+        assert_within_allow_list(&render(&body))?;
+    }
+
+    #[test]
+    fn arbitrary_html_is_sanitized_within_the_allow_list(html in markup_soup()) {
+        assert_within_allow_list(&sanitize(&html))?;
+    }
+
+    #[test]
+    fn sanitizing_is_idempotent(body in markup_soup()) {
+        let once = render(&body);
+        prop_assert_eq!(sanitize(&once), once);
+    }
+
+    #[test]
+    fn every_accepted_body_is_trimmed_bounded_and_safe(body in markup_soup()) {
+        if let Ok(parsed) = CommentBody::parse(&body) {
+            prop_assert_eq!(parsed.markdown(), body.trim());
+            prop_assert!(parsed.markdown().chars().count() <= marginalia::domain::MAX_BODY_CHARS);
+            prop_assert!(parsed.html().len() <= marginalia::domain::MAX_BODY_HTML_BYTES);
+            assert_within_allow_list(parsed.html())?;
+        }
+    }
+
+    #[test]
+    fn names_and_uris_never_hold_control_characters(value in any::<String>()) {
+        if let Ok(name) = AuthorName::parse(&value) {
+            prop_assert!(!name.as_str().chars().any(char::is_control));
+            prop_assert!((1..=80).contains(&name.as_str().chars().count()));
+        }
+        if let Ok(uri) = ThreadUri::parse(&value) {
+            prop_assert!(uri.as_str().starts_with('/'));
+            prop_assert!(!uri.as_str().chars().any(|c| c.is_control() || c.is_whitespace()));
+        }
+    }
+
+    #[test]
+    fn a_website_is_always_an_absolute_http_url(value in prop_oneof![any::<String>(), markup_soup()]) {
+        if let Ok(Some(website)) = Website::parse_optional(&value) {
+            let url = url::Url::parse(website.as_str()).unwrap();
+            prop_assert!(matches!(url.scheme(), "http" | "https"));
+        }
+    }
+
+    #[test]
+    fn the_public_view_never_carries_the_email(
+        local in "[a-z0-9._%+-]{1,20}",
+        domain in "[a-z0-9-]{1,20}\\.[a-z]{2,6}",
+        body in markup_soup(),
+    ) {
+        let address = format!("{local}@{domain}");
+        let (Ok(email), Ok(body)) = (Email::parse(&address), CommentBody::parse(&format!("x{body}"))) else {
+            return Ok(());
+        };
+        let submission = NewComment {
+            uri: ThreadUri::parse("/p/").unwrap(),
+            parent_id: None,
+            name: AuthorName::parse("Reader").unwrap(),
+            email,
+            website: None,
+            body,
+            ip: None,
+            user_agent: None,
+        };
+        let stored = marginalia::domain::Comment {
+            id: 1,
+            uri: submission.uri.as_str().to_owned(),
+            parent_id: None,
+            name: submission.name.as_str().to_owned(),
+            email: submission.email.as_str().to_owned(),
+            website: None,
+            body: submission.body.markdown().to_owned(),
+            body_html: submission.body.html().to_owned(),
+            status: marginalia::domain::Status::Approved,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            moderated_at: None,
+            moderated_by: None,
+            ip: None,
+            user_agent: None,
+        };
+        let public = serde_json::to_string(&stored.to_public(false)).unwrap();
+        // The body may quote the address itself; the point is the field.
+        if !submission.body.markdown().contains(&address) {
+            prop_assert!(!public.contains(&address), "{}", public);
+        }
+        prop_assert!(!public.contains("\"email\""));
+    }
+}

@@ -63,37 +63,21 @@ async fn an_unknown_uri_is_an_empty_thread_and_a_missing_one_a_bad_request() {
             thread,
             json!({"uri": "/never/commented/", "total": 0, "next": null, "comments": []})
         );
-        assert_error(app.get_thread("").await, StatusCode::BAD_REQUEST, "bad_request").await;
-        assert_error(
-            app.get_thread("limit=5").await,
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-        )
-        .await;
-        assert_error(
-            app.get_thread("uri=no-slash").await,
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-        )
-        .await;
-        assert_error(
-            app.get_thread("uri=/p/&limit=0").await,
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-        )
-        .await;
-        assert_error(
-            app.get_thread("uri=/p/&limit=x").await,
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-        )
-        .await;
-        assert_error(
-            app.get_thread("uri=/p/&after=x").await,
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-        )
-        .await;
+        for query in [
+            "",
+            "limit=5",
+            "uri=no-slash",
+            "uri=/p/&limit=0",
+            "uri=/p/&limit=x",
+            "uri=/p/&after=x",
+        ] {
+            assert_error(
+                app.get_thread(query).await,
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+            )
+            .await;
+        }
     })
     .await;
 }
@@ -148,6 +132,16 @@ async fn the_thread_is_oldest_first_and_pages_follow_each_other() {
     .await;
 }
 
+/// GET /api/comments?uri=/etag/ with `If-None-Match: etag`.
+async fn revalidate(app: &TestApp, etag: &str) -> reqwest::Response {
+    app.client
+        .get(app.url("/api/comments?uri=/etag/"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_etag_gives_304_until_a_moderation_action_changes_the_thread() {
     for_each_backend(|backend| async move {
@@ -157,37 +151,19 @@ async fn the_etag_gives_304_until_a_moderation_action_changes_the_thread() {
         let etag = response.headers()["etag"].to_str().unwrap().to_owned();
         assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
 
-        let cached = app
-            .client
-            .get(app.url("/api/comments?uri=/etag/"))
-            .header("if-none-match", &etag)
-            .send()
-            .await
-            .unwrap();
+        let cached = revalidate(&app, &etag).await;
         assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
         assert_eq!(cached.headers()["etag"], etag.as_str());
         assert!(cached.bytes().await.unwrap().is_empty());
 
         // A new pending comment changes nothing public: still 304.
         let second = app.submit("/etag/", "second").await;
-        let still = app
-            .client
-            .get(app.url("/api/comments?uri=/etag/"))
-            .header("if-none-match", &etag)
-            .send()
-            .await
-            .unwrap();
+        let still = revalidate(&app, &etag).await;
         assert_eq!(still.status(), StatusCode::NOT_MODIFIED);
 
         // Approving it shows in the very next response.
         app.moderate(second, "approve").await;
-        let fresh = app
-            .client
-            .get(app.url("/api/comments?uri=/etag/"))
-            .header("if-none-match", &etag)
-            .send()
-            .await
-            .unwrap();
+        let fresh = revalidate(&app, &etag).await;
         assert_eq!(fresh.status(), StatusCode::OK);
         assert_ne!(fresh.headers()["etag"], etag.as_str());
         let thread: Value = fresh.json().await.unwrap();

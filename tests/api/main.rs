@@ -22,3 +22,4 @@ mod sanitize;
 mod server;
 mod submit;
 mod thread;
+mod xss_corpus;

@@ -80,12 +80,25 @@ async fn write_batches(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
                     let _ = job.answer.send(Ok(result));
                 }
             }
+            // The database is away: nothing of the batch was stored, and
+            // retrying one by one would make the last submission wait out
+            // one pool timeout per neighbour. Everyone gets the 503 now.
+            Err(StoreError::Unavailable(error)) => fail_all(batch, error),
             // One bad row must not fail its neighbours: retry them one by one,
             // so each gets its own answer.
             Err(_) if batch.len() > 1 => {
-                for job in batch {
-                    let result = store.insert_comment(&job.comment).await;
-                    let _ = job.answer.send(result);
+                let mut jobs = batch.into_iter();
+                while let Some(job) = jobs.next() {
+                    match store.insert_comment(&job.comment).await {
+                        Err(StoreError::Unavailable(error)) => {
+                            // Gone mid-retry: the rest would only time out too.
+                            fail_all(std::iter::once(job).chain(jobs), error);
+                            break;
+                        }
+                        result => {
+                            let _ = job.answer.send(result);
+                        }
+                    }
                 }
             }
             Err(error) => {
@@ -94,5 +107,68 @@ async fn write_batches(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
                 }
             }
         }
+    }
+}
+
+/// Answers every job with "unavailable": the first with the error itself, the
+/// others with its description (a `sqlx::Error` cannot be cloned). None of
+/// them was stored, so none is acknowledged.
+fn fail_all(jobs: impl IntoIterator<Item = Job>, error: sqlx::Error) {
+    let description = error.to_string();
+    let mut error = Some(error);
+    for job in jobs {
+        let error = error.take().unwrap_or_else(|| {
+            sqlx::Error::Io(std::io::Error::other(format!(
+                "the batch this submission was in failed: {description}"
+            )))
+        });
+        let _ = job.answer.send(Err(StoreError::Unavailable(error)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::domain::{AuthorName, CommentBody, Email, ThreadUri};
+
+    fn submission(n: usize) -> NewComment {
+        NewComment {
+            uri: ThreadUri::parse("/batch/").unwrap(),
+            parent_id: None,
+            name: AuthorName::parse("Ada").unwrap(),
+            email: Email::parse("ada@example.org").unwrap(),
+            website: None,
+            body: CommentBody::parse(&format!("comment {n}")).unwrap(),
+            ip: None,
+            user_agent: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn when_the_database_is_unavailable_every_waiting_submission_fails_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("batch.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let batcher = InsertBatcher::spawn(store.clone(), 1);
+        assert!(batcher.insert(submission(0)).await.unwrap().is_some());
+
+        // A closed pool is the quickest "database away" there is.
+        store.close().await;
+        let started = Instant::now();
+        let answers = futures_util::future::join_all((1..=64).map(|n| batcher.insert(submission(n)))).await;
+        assert!(
+            answers
+                .iter()
+                .all(|answer| matches!(answer, Err(StoreError::Unavailable(_)))),
+            "{answers:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

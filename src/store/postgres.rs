@@ -40,7 +40,10 @@ impl PostgresStore {
             .max_connections(16)
             // When the database is away, fail a request within seconds (503)
             // instead of letting it hang; the pool reconnects by itself later.
-            .acquire_timeout(Duration::from_secs(3))
+            // A submission may wait out a failing batch before its own, so
+            // this is at most half of the 5 s a refusal may take
+            // (tests/resilience/pg_outage.rs).
+            .acquire_timeout(Duration::from_secs(2))
             .connect_with(options)
             .await
             .context("connecting to PostgreSQL")?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 
 use super::{
@@ -78,56 +78,58 @@ impl SqliteStore {
         // IMMEDIATE: take the write lock first, so the parent check and the
         // insert see the same state (a deferred transaction could fail to
         // upgrade if a moderation commit slipped in between).
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(classify)?;
-        let parent_ids: Vec<CommentId> = comments.iter().filter_map(|comment| comment.parent_id).collect();
-        let approved_parents: HashMap<CommentId, String> = if parent_ids.is_empty() {
-            HashMap::new()
-        } else {
-            let parents_json = serde_json::to_string(&parent_ids)
-                .map_err(|error| StoreError::Other(sqlx::Error::Encode(error.into())))?;
-            sqlx::query_as::<_, (CommentId, String)>(
-                "SELECT id, uri FROM comments \
-                 WHERE status = 'approved' AND id IN (SELECT value FROM json_each(?1))",
-            )
-            .bind(parents_json)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(classify)?
-            .into_iter()
-            .collect()
-        };
-        let accepted: Vec<&&NewComment> = comments
-            .iter()
-            .filter(|comment| parent_is_valid(comment, &approved_parents))
-            .collect();
-        let rows = if accepted.is_empty() {
-            Vec::new()
-        } else {
-            let mut sql = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO comments (uri, parent_id, name, email, website, body, body_html, status, \
-                 created_at, ip, user_agent) ",
-            );
-            sql.push_values(accepted, |mut row, comment| {
-                row.push_bind(comment.uri.as_str())
-                    .push_bind(comment.parent_id)
-                    .push_bind(comment.name.as_str())
-                    .push_bind(comment.email.as_str())
-                    .push_bind(comment.website.as_ref().map(|w| w.as_str()))
-                    .push_bind(comment.body.markdown())
-                    .push_bind(comment.body.html())
-                    .push_bind(Status::Pending.as_str())
-                    .push_bind(now)
-                    .push_bind(comment.ip.as_deref())
-                    .push_bind(comment.user_agent.as_deref());
-            });
-            sql.push(concat!(" RETURNING ", comment_columns!()));
-            sql.build_query_as::<Comment>()
-                .fetch_all(&mut *tx)
+        self.transaction("BEGIN IMMEDIATE", async |connection| {
+            let parent_ids: Vec<CommentId> =
+                comments.iter().filter_map(|comment| comment.parent_id).collect();
+            let approved_parents: HashMap<CommentId, String> = if parent_ids.is_empty() {
+                HashMap::new()
+            } else {
+                let parents_json = serde_json::to_string(&parent_ids)
+                    .map_err(|error| StoreError::Other(sqlx::Error::Encode(error.into())))?;
+                sqlx::query_as::<_, (CommentId, String)>(
+                    "SELECT id, uri FROM comments \
+                     WHERE status = 'approved' AND id IN (SELECT value FROM json_each(?1))",
+                )
+                .bind(parents_json)
+                .fetch_all(&mut *connection)
                 .await
                 .map_err(classify)?
-        };
-        tx.commit().await.map_err(classify)?;
-        Ok(match_inserted(comments, &approved_parents, rows))
+                .into_iter()
+                .collect()
+            };
+            let accepted: Vec<&&NewComment> = comments
+                .iter()
+                .filter(|comment| parent_is_valid(comment, &approved_parents))
+                .collect();
+            let rows = if accepted.is_empty() {
+                Vec::new()
+            } else {
+                let mut sql = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO comments (uri, parent_id, name, email, website, body, body_html, status, \
+                     created_at, ip, user_agent) ",
+                );
+                sql.push_values(accepted, |mut row, comment| {
+                    row.push_bind(comment.uri.as_str())
+                        .push_bind(comment.parent_id)
+                        .push_bind(comment.name.as_str())
+                        .push_bind(comment.email.as_str())
+                        .push_bind(comment.website.as_ref().map(|w| w.as_str()))
+                        .push_bind(comment.body.markdown())
+                        .push_bind(comment.body.html())
+                        .push_bind(Status::Pending.as_str())
+                        .push_bind(now)
+                        .push_bind(comment.ip.as_deref())
+                        .push_bind(comment.user_agent.as_deref());
+                });
+                sql.push(concat!(" RETURNING ", comment_columns!()));
+                sql.build_query_as::<Comment>()
+                    .fetch_all(&mut *connection)
+                    .await
+                    .map_err(classify)?
+            };
+            Ok(match_inserted(comments, &approved_parents, rows))
+        })
+        .await
     }
 
     pub async fn approved_thread(
@@ -297,19 +299,20 @@ impl SqliteStore {
     }
 
     pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(classify)?;
-        let result = sqlx::query("DELETE FROM moderator_tokens WHERE name = ?1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        sqlx::query("DELETE FROM moderator_sessions WHERE moderator = ?1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        tx.commit().await.map_err(classify)?;
-        Ok(result.rows_affected() > 0)
+        self.transaction("BEGIN", async |connection| {
+            let result = sqlx::query("DELETE FROM moderator_tokens WHERE name = ?1")
+                .bind(name)
+                .execute(&mut *connection)
+                .await
+                .map_err(classify)?;
+            sqlx::query("DELETE FROM moderator_sessions WHERE moderator = ?1")
+                .bind(name)
+                .execute(&mut *connection)
+                .await
+                .map_err(classify)?;
+            Ok(result.rows_affected() > 0)
+        })
+        .await
     }
 
     pub async fn comment(&self, id: CommentId) -> Result<Option<Comment>, StoreError> {
@@ -339,25 +342,27 @@ impl SqliteStore {
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(classify)?;
-        sqlx::query("DELETE FROM moderator_sessions WHERE expires_at < ?1")
+        self.transaction("BEGIN", async |connection| {
+            sqlx::query("DELETE FROM moderator_sessions WHERE expires_at < ?1")
+                .bind(now)
+                .execute(&mut *connection)
+                .await
+                .map_err(classify)?;
+            sqlx::query(
+                "INSERT INTO moderator_sessions (id_hash, moderator, csrf_token, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .bind(id_hash)
+            .bind(moderator)
+            .bind(csrf_token)
             .bind(now)
-            .execute(&mut *tx)
+            .bind(expires_at)
+            .execute(&mut *connection)
             .await
             .map_err(classify)?;
-        sqlx::query(
-            "INSERT INTO moderator_sessions (id_hash, moderator, csrf_token, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .bind(id_hash)
-        .bind(moderator)
-        .bind(csrf_token)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
+            Ok(())
+        })
         .await
-        .map_err(classify)?;
-        tx.commit().await.map_err(classify)
     }
 
     pub async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
@@ -378,26 +383,53 @@ impl SqliteStore {
     }
 
     pub async fn bulk_import(&self, comments: &[ImportComment]) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(classify)?;
-        for comment in comments {
-            sqlx::query(
-                "INSERT INTO comments (uri, name, email, website, body, body_html, status, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .bind(&comment.uri)
-            .bind(&comment.name)
-            .bind(&comment.email)
-            .bind(comment.website.as_deref())
-            .bind(&comment.body)
-            .bind(&comment.body_html)
-            .bind(comment.status.as_str())
-            .bind(comment.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
+        self.transaction("BEGIN", async |connection| {
+            for comment in comments {
+                sqlx::query(
+                    "INSERT INTO comments (uri, name, email, website, body, body_html, status, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .bind(&comment.uri)
+                .bind(&comment.name)
+                .bind(&comment.email)
+                .bind(comment.website.as_deref())
+                .bind(&comment.body)
+                .bind(&comment.body_html)
+                .bind(comment.status.as_str())
+                .bind(comment.created_at)
+                .execute(&mut *connection)
+                .await
+                .map_err(classify)?;
+            }
+            Ok(comments.len() as u64)
+        })
+        .await
+    }
+
+    /// Runs `work` in a transaction begun with `begin`, and commits it. When
+    /// anything fails, the connection is closed instead of going back to the
+    /// pool: after SQLITE_FULL or an I/O error SQLite may already have rolled
+    /// the transaction back by itself, sqlx's own ROLLBACK then fails, and the
+    /// connection would stay "in a transaction" for good (every later `BEGIN`
+    /// failing with "non-zero transaction depth": a 500 until a restart, even
+    /// after the disk has room again).
+    async fn transaction<T>(
+        &self,
+        begin: &'static str,
+        work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.pool.acquire().await.map_err(classify)?;
+        let result = async {
+            let mut tx = connection.begin_with(begin).await.map_err(classify)?;
+            let value = work(&mut tx).await?;
+            tx.commit().await.map_err(classify)?;
+            Ok(value)
         }
-        tx.commit().await.map_err(classify)?;
-        Ok(comments.len() as u64)
+        .await;
+        if result.is_err() {
+            connection.close_on_drop();
+        }
+        result
     }
 
     pub async fn close(&self) {

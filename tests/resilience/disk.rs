@@ -127,6 +127,19 @@ async fn a_full_disk_gives_503s_keeps_what_was_stored_and_recovers_when_space_re
         assert!(started.elapsed() < Duration::from_secs(5));
         assert_unavailable(status, &answer);
     }
+    // A burst of concurrent submissions (one group commit): all refused.
+    let burst = futures_util::future::join_all((0..16).map(|n| {
+        let server = &server;
+        async move {
+            let body = format!("burst on a full disk {n}");
+            server.post_comment(&comment("/full/", &body)).await
+        }
+    }))
+    .await;
+    for answer in burst {
+        let (status, answer) = answer.expect("an answer");
+        assert_unavailable(status, &answer);
+    }
     // Reads keep working: the published thread and the moderation queue.
     assert_eq!(
         server.thread("/full/").await,
@@ -168,8 +181,19 @@ async fn a_full_disk_gives_503s_keeps_what_was_stored_and_recovers_when_space_re
     );
 }
 
+/// Asks the kernel to make the volume read-only; false when it refuses.
+fn try_remount(disk: &Tmpfs, mode: &str) -> bool {
+    std::process::Command::new("mount")
+        .args(["-o", &format!("remount,{mode}")])
+        .arg(disk.path())
+        .output()
+        .expect("running mount")
+        .status
+        .success()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_read_only_volume_serves_reads_refuses_writes_and_recovers() {
+async fn a_read_only_volume_refuses_writes_or_the_start_and_loses_nothing() {
     if !privileged("a_read_only_volume") {
         return;
     }
@@ -182,39 +206,77 @@ async fn a_read_only_volume_serves_reads_refuses_writes_and_recovers() {
     server.approve(published).await;
     let pending = server.submit("/ro/", "pending before").await;
     let (_, thread_before) = server.thread("/ro/").await;
+
+    // Mid-run: Linux refuses to make a mount read-only while a file on it is
+    // open for writing (EBUSY), and SQLite keeps the database, its WAL and
+    // shared memory open for writing. Should a kernel allow it, writes must
+    // be refused with a 503 while reads go on, until it is writable again.
+    if try_remount(&disk, "ro") {
+        let (status, answer) = server
+            .post_comment(&comment("/ro/", "on a read-only volume"))
+            .await
+            .expect("an answer");
+        assert_unavailable(status, &answer);
+        assert_eq!(
+            server.thread("/ro/").await,
+            (StatusCode::OK, thread_before.clone())
+        );
+        disk.remount("rw");
+        poll_until(
+            "a submission accepted after remounting rw",
+            Duration::from_secs(10),
+            || async {
+                let (status, _) = server
+                    .post_comment(&comment("/ro/", "after remounting"))
+                    .await
+                    .ok()?;
+                (status == StatusCode::ACCEPTED).then_some(())
+            },
+        )
+        .await;
+        eprintln!("read-only volume mid-run: writes 503, reads 200, recovered after remounting rw");
+    } else {
+        eprintln!(
+            "read-only volume mid-run: the kernel refused the remount (the database is open for writing)"
+        );
+        assert_eq!(
+            server.thread("/ro/").await,
+            (StatusCode::OK, thread_before.clone())
+        );
+    }
+    let stored_before = server.all_comments("pending").await;
+    assert!(stored_before.contains_key(&pending));
     server.stop().await;
 
+    // A restart onto a read-only volume: refuse to start, say why, exit non-zero.
     disk.remount("ro");
-    let server = Server::start(&launch).await;
-    let (status, answer) = server
-        .post_comment(&comment("/ro/", "on a read-only volume"))
-        .await
-        .expect("an answer");
-    eprintln!("read-only: {status} {answer}");
-    assert_unavailable(status, &answer);
-    assert_eq!(server.thread("/ro/").await, (StatusCode::OK, thread_before));
-    let stored = server.all_comments("pending").await;
-    assert_eq!(stored.keys().copied().collect::<Vec<_>>(), [pending]);
+    let (status, took, said) = Server::start_expecting_failure(&launch).await;
+    assert!(
+        !status.success(),
+        "marginalia served from a read-only volume:\n{said}"
+    );
+    assert!(
+        said.contains("opening SQLite at") && said.contains("unable to open database file"),
+        "an unclear start-up error:\n{said}"
+    );
+    assert!(took < Duration::from_secs(10), "refusing to start took {took:?}");
 
+    // Writable again: everything is there and submissions are accepted.
     disk.remount("rw");
-    let (_, recovered_after) = poll_until(
-        "a submission accepted after remounting rw",
-        Duration::from_secs(10),
-        || async {
-            let (status, answer) = server
-                .post_comment(&comment("/ro/", "after remounting"))
-                .await
-                .ok()?;
-            if status == StatusCode::ACCEPTED {
-                return Some(());
-            }
-            assert_unavailable(status, &answer);
-            None
-        },
-    )
-    .await;
+    let server = Server::start(&launch).await;
+    assert_eq!(server.all_comments("pending").await, stored_before);
+    assert_eq!(server.thread("/ro/").await, (StatusCode::OK, thread_before));
+    server.submit("/ro/", "after the volume is writable again").await;
+    assert_eq!(sqlite_integrity(&url).await, ["ok"]);
     server.assert_no_panic();
     eprintln!(
-        "read-only volume: writes 503, reads 200; accepted again {recovered_after:?} after remounting rw"
+        "read-only volume at start-up: exit {status} after {took:?} ({}); after remounting rw all {} \
+         comments there and a submission accepted",
+        said.lines()
+            .filter(|line| line.contains("unable to open"))
+            .next()
+            .unwrap_or("")
+            .trim(),
+        stored_before.len()
     );
 }

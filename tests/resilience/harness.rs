@@ -150,6 +150,29 @@ impl Server {
         server
     }
 
+    /// Starts the binary expecting it to refuse to start: returns its exit
+    /// status, how long it took, and what it said.
+    pub async fn start_expecting_failure(launch: &Launch) -> (ExitStatus, Duration, String) {
+        let number = STARTS.fetch_add(1, Ordering::Relaxed);
+        let log_path = launch.log_dir.join(format!("marginalia-{number}.log"));
+        let started = Instant::now();
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_marginalia"))
+            .arg("serve")
+            .env_clear()
+            .env("MARGINALIA_BIND", "127.0.0.1:0")
+            .env("MARGINALIA_DATABASE_URL", &launch.database_url)
+            .env("MARGINALIA_ADMIN_TOKEN", ADMIN_TOKEN)
+            .stdin(Stdio::null())
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(20), output)
+            .await
+            .expect("marginalia neither served nor exited within 20 s")
+            .expect("running marginalia");
+        let said = String::from_utf8_lossy(&output.stderr).into_owned();
+        let _ = std::fs::write(&log_path, &said);
+        (output.status, started.elapsed(), said)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -88,7 +88,7 @@ impl Drop for PgCluster {
     }
 }
 
-/// Times one request; panics if it takes longer than the request limit.
+/// Runs a request and says how long it took.
 async fn timed<T>(request: impl Future<Output = T>) -> (T, Duration) {
     let started = Instant::now();
     let answer = request.await;
@@ -160,17 +160,14 @@ async fn postgres_going_away_gives_prompt_503s_and_the_service_recovers_by_itsel
         assert!(took < REFUSAL_LIMIT, "a submission took {took:?} to be refused");
         slowest_refusal = slowest_refusal.max(took);
     }
-    // Reads that need the database are refused the same way, promptly.
+    // Reads that need the database are refused the same way, promptly. Even
+    // a thread in A's cache: while the change listener is down the cache is
+    // off (thread_cache.rs), since another instance cut off from us could
+    // still moderate; a stale page is not served.
     let ((status, body), read_took) =
         timed(async { json_of(a.get("/api/comments?uri=/cached/").await.unwrap()).await }).await;
-    eprintln!("cached thread read during the outage: {status} after {read_took:?}");
     assert!(read_took < REFUSAL_LIMIT, "a read took {read_took:?}");
-    if status == StatusCode::OK {
-        // Served from the cache: it must be what was published, nothing newer or older.
-        assert_eq!(body, thread_before);
-    } else {
-        assert_unavailable(status, &body);
-    }
+    assert_unavailable(status, &body);
     // What needs no database still answers.
     assert_eq!(a.get("/healthz").await.unwrap().status(), StatusCode::OK);
     assert_eq!(a.get("/embed.js").await.unwrap().status(), StatusCode::OK);

@@ -489,13 +489,17 @@ async fn announce_thread_change(tx: &mut sqlx::PgConnection, uri: &str) -> Resul
 }
 
 /// SQLSTATE classes that mean "the database cannot take this right now":
-/// connection exceptions (08), insufficient resources (53), operator
-/// intervention such as a shutdown (57), and a read-only transaction (25006).
+/// connection exceptions (08), insufficient resources (53, e.g. a full disk
+/// or too many connections), operator intervention such as a shutdown (57:
+/// 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now),
+/// and a read-only transaction (25006, a standby).
+fn is_unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("53") || code.starts_with("57") || code == "25006"
+}
+
 fn classify(error: sqlx::Error) -> StoreError {
     let unavailable = match &error {
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            code.starts_with("08") || code.starts_with("53") || code.starts_with("57") || code == "25006"
-        }),
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_unavailable_sqlstate(&code)),
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
@@ -508,5 +512,23 @@ fn classify(error: sqlx::Error) -> StoreError {
         StoreError::Unavailable(error)
     } else {
         StoreError::Other(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_unavailable_sqlstate;
+
+    #[test]
+    fn lost_connections_shutdowns_and_full_disks_are_unavailable_and_bugs_are_not() {
+        for code in [
+            "08000", "08001", "08006", "57P01", "57P02", "57P03", "53100", "53300", "25006",
+        ] {
+            assert!(is_unavailable_sqlstate(code), "{code}");
+        }
+        // unique violation, undefined table, value too long, syntax error.
+        for code in ["23505", "42P01", "22001", "42601"] {
+            assert!(!is_unavailable_sqlstate(code), "{code}");
+        }
     }
 }

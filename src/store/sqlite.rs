@@ -442,13 +442,17 @@ impl SqliteStore {
 /// CANTOPEN.
 const UNAVAILABLE_CODES: [i64; 6] = [5, 6, 8, 10, 13, 14];
 
+/// True for a result code (primary or extended) of [`UNAVAILABLE_CODES`].
+fn is_unavailable_code(code: &str) -> bool {
+    code.parse::<i64>()
+        .ok()
+        // Extended codes carry the primary code in their low byte.
+        .is_some_and(|code| UNAVAILABLE_CODES.contains(&(code & 0xff)))
+}
+
 fn classify(error: sqlx::Error) -> StoreError {
     let unavailable = match &error {
-        sqlx::Error::Database(db) => db
-            .code()
-            .and_then(|code| code.parse::<i64>().ok())
-            // Extended codes carry the primary code in their low byte.
-            .is_some_and(|code| UNAVAILABLE_CODES.contains(&(code & 0xff))),
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_unavailable_code(&code)),
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
@@ -459,5 +463,23 @@ fn classify(error: sqlx::Error) -> StoreError {
         StoreError::Unavailable(error)
     } else {
         StoreError::Other(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_unavailable_code;
+
+    #[test]
+    fn full_read_only_io_and_busy_databases_are_unavailable_and_bugs_are_not() {
+        // FULL, READONLY, IOERR, CANTOPEN, BUSY, LOCKED, and extended codes:
+        // IOERR_WRITE, IOERR_FSYNC, READONLY_DBMOVED, BUSY_SNAPSHOT.
+        for code in ["13", "8", "10", "14", "5", "6", "778", "1034", "1032", "517"] {
+            assert!(is_unavailable_code(code), "{code}");
+        }
+        // ERROR, CORRUPT, CONSTRAINT, CONSTRAINT_UNIQUE, MISMATCH, not a number.
+        for code in ["1", "11", "19", "2067", "20", "", "x"] {
+            assert!(!is_unavailable_code(code), "{code}");
+        }
     }
 }

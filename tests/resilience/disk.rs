@@ -273,8 +273,7 @@ async fn a_read_only_volume_refuses_writes_or_the_start_and_loses_nothing() {
         "read-only volume at start-up: exit {status} after {took:?} ({}); after remounting rw all {} \
          comments there and a submission accepted",
         said.lines()
-            .filter(|line| line.contains("unable to open"))
-            .next()
+            .find(|line| line.contains("unable to open"))
             .unwrap_or("")
             .trim(),
         stored_before.len()

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::harness::*;
 
@@ -14,6 +15,9 @@ const GRACE_SECS: u64 = 5;
 /// How long past the grace period the exit may take (closing the pool, flushing the log).
 const EXIT_MARGIN: Duration = Duration::from_secs(3);
 const WRITERS: usize = 16;
+
+/// A status and JSON body, or why there was none.
+type Answer = reqwest::Result<(StatusCode, Value)>;
 /// Requests whose body is still arriving when the signal comes.
 const SLOW_REQUESTS: usize = 16;
 
@@ -23,10 +27,7 @@ fn slow_submission(
     client: &reqwest::Client,
     url: &str,
     body: &str,
-) -> (
-    mpsc::Sender<Vec<u8>>,
-    tokio::task::JoinHandle<reqwest::Result<(StatusCode, Value)>>,
-) {
+) -> (mpsc::Sender<Vec<u8>>, JoinHandle<Answer>) {
     let bytes = serde_json::to_vec(&comment("/slow/", body)).unwrap();
     let head = &bytes[..bytes.len() / 2];
     let (chunks, queue) = mpsc::channel::<Vec<u8>>(2);

@@ -2,7 +2,8 @@
 //!
 //! - [`public`]: what the widget calls (submit, thread, counts), with CORS;
 //! - [`admin`]: the moderator API behind bearer tokens;
-//! - [`pages`]: the widget script, the moderation page and the demo post;
+//! - [`pages`]: the widget script, the moderation page, the demo post and the
+//!   OpenAPI description;
 //! - [`ops`]: health, readiness and metrics for operators.
 //!
 //! Every path answers every outcome itself (a wrong method is a 405 of that
@@ -14,7 +15,7 @@ pub mod filters;
 pub mod ops;
 pub mod pages;
 pub mod public;
-mod submission;
+pub mod submission;
 
 use std::sync::Arc;
 
@@ -89,6 +90,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/admin/admin.js" => "/admin/admin.js",
         "/admin/admin.css" => "/admin/admin.css",
         "/demo" => "/demo",
+        "/openapi.yaml" => "/openapi.yaml",
         _ => match path.strip_prefix("/api/admin/comments/") {
             Some(rest) if rest.ends_with("/approve") => "/api/admin/comments/{id}/approve",
             Some(rest) if rest.ends_with("/reject") => "/api/admin/comments/{id}/reject",

@@ -1,7 +1,8 @@
 //! The pages and scripts the binary serves itself: the embeddable widget
 //! (`/embed.js`), the moderation page (`/admin` and its script and styles) and
-//! a demo blog post (`/demo`). They are compiled into the binary, so there is
-//! no CDN, no build step and nothing to install next to it.
+//! a demo blog post (`/demo`), and the API's OpenAPI description
+//! (`/openapi.yaml`). They are compiled into the binary, so there is no CDN,
+//! no build step and nothing to install next to it.
 //!
 //! Each asset carries a precomputed ETag; the HTML pages carry a strict
 //! Content-Security-Policy and refuse to be framed.
@@ -136,6 +137,16 @@ static DEMO_HTML: LazyLock<Asset> = LazyLock::new(|| {
     )
 });
 
+static OPENAPI_YAML: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("../../openapi.yaml"),
+        "application/yaml",
+        PAGE_CACHE,
+        None,
+        "no-referrer",
+    )
+});
+
 pub fn routes(_state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     serve(warp::path!("embed.js").boxed(), &EMBED_JS)
         .or(serve(warp::path!("admin").boxed(), &ADMIN_HTML))
@@ -145,6 +156,8 @@ pub fn routes(_state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .or(serve(warp::path!("admin" / "admin.css").boxed(), &ADMIN_CSS))
         .unify()
         .or(serve(warp::path!("demo").boxed(), &DEMO_HTML))
+        .unify()
+        .or(serve(warp::path!("openapi.yaml").boxed(), &OPENAPI_YAML))
         .unify()
         .boxed()
 }

@@ -13,6 +13,7 @@ mod cors;
 mod errors;
 mod instances;
 mod moderation;
+mod openapi;
 mod ops;
 mod pages;
 mod privacy;

@@ -1,0 +1,152 @@
+//! The OpenAPI description: served as it is in the repository, and it
+//! describes exactly the paths and methods the server routes.
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::*;
+
+/// Every path the server routes, with the methods it answers (its `Allow`).
+/// A new route goes here and into openapi.yaml, or this test fails.
+const ROUTES: &[(&str, &str)] = &[
+    ("/api/comments", "GET, POST"),
+    ("/api/counts", "GET"),
+    ("/api/admin/comments", "GET"),
+    ("/api/admin/comments/{id}", "GET, DELETE"),
+    ("/api/admin/comments/{id}/approve", "POST"),
+    ("/api/admin/comments/{id}/reject", "POST"),
+    ("/api/admin/comments/{id}/spam", "POST"),
+    ("/api/admin/stats", "GET"),
+    ("/api/admin/session", "GET, POST, DELETE"),
+    ("/healthz", "GET"),
+    ("/readyz", "GET"),
+    ("/metrics", "GET"),
+    ("/embed.js", "GET, HEAD"),
+    ("/admin", "GET, HEAD"),
+    ("/admin/admin.js", "GET, HEAD"),
+    ("/admin/admin.css", "GET, HEAD"),
+    ("/demo", "GET, HEAD"),
+    ("/openapi.yaml", "GET, HEAD"),
+];
+
+/// The public API's paths also answer CORS preflights (`OPTIONS` with
+/// `Origin` and `Access-Control-Request-Method`), documented as operations.
+const PREFLIGHT_PATHS: &[&str] = &["/api/comments", "/api/counts"];
+
+const SPEC: &str = include_str!("../../openapi.yaml");
+
+fn spec() -> Value {
+    serde_norway::from_str(SPEC).expect("openapi.yaml is YAML")
+}
+
+fn methods(allow: &str) -> BTreeSet<String> {
+    allow.split(", ").map(str::to_lowercase).collect()
+}
+
+#[tokio::test]
+async fn the_openapi_description_is_served_as_yaml_with_an_etag() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let response = app.client.get(app.url("/openapi.yaml")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/yaml");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    let body = response.text().await.unwrap();
+    assert_eq!(body, SPEC, "the served description is the file in the repository");
+    let parsed: Value = serde_norway::from_str(&body).unwrap();
+    assert!(parsed["openapi"].as_str().unwrap().starts_with("3."));
+
+    let cached = app
+        .client
+        .get(app.url("/openapi.yaml"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+    let head = app.client.head(app.url("/openapi.yaml")).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["etag"], etag.as_str());
+}
+
+#[test]
+fn the_description_documents_every_routed_path_and_method_and_no_other() {
+    let spec = spec();
+    let paths = spec["paths"].as_object().expect("paths");
+    let documented: BTreeSet<&str> = paths.keys().map(String::as_str).collect();
+    let routed: BTreeSet<&str> = ROUTES.iter().map(|(path, _)| *path).collect();
+    assert_eq!(documented, routed, "openapi.yaml paths vs the routes");
+
+    for (path, allow) in ROUTES {
+        let operations: BTreeSet<String> = paths[*path]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|key| *key != "parameters")
+            .cloned()
+            .collect();
+        let mut expected = methods(allow);
+        if PREFLIGHT_PATHS.contains(path) {
+            expected.insert("options".into());
+        }
+        assert_eq!(operations, expected, "{path}");
+        // The route template of logs and metrics knows the path too.
+        let concrete = path.replace("{id}", "42");
+        assert_eq!(marginalia::routes::route_label(&concrete), *path);
+    }
+}
+
+#[tokio::test]
+async fn every_documented_path_is_routed_with_the_documented_methods() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for (path, allow) in ROUTES {
+        // PATCH is on no path: each answers its own 405 naming its methods,
+        // which an unrouted path (a 404) cannot.
+        let url = app.url(&path.replace("{id}", "1"));
+        let response = app
+            .client
+            .request(Method::PATCH, &url)
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["allow"], *allow, "{path}");
+        assert_error(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    }
+    for path in PREFLIGHT_PATHS {
+        let response = app
+            .client
+            .request(Method::OPTIONS, app.url(path))
+            .header("origin", "https://blog.example")
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert!(response.headers().contains_key("access-control-allow-methods"));
+    }
+}
+
+#[test]
+fn every_reference_resolves() {
+    let spec = spec();
+    let mut stack = vec![&spec];
+    let mut count = 0;
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(reference)) = map.get("$ref") {
+                    let pointer = reference.strip_prefix('#').expect("local references only");
+                    assert!(spec.pointer(pointer).is_some(), "{reference} resolves");
+                    count += 1;
+                }
+                stack.extend(map.values());
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    assert!(count > 50, "{count} references");
+}

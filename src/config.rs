@@ -135,6 +135,11 @@ pub struct Config {
     #[arg(long, env = "MARGINALIA_HEADER_READ_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
     pub header_read_timeout: Duration,
 
+    /// Seconds a request may take from its headers to its answer, body upload
+    /// included; later it gets a 408 and the connection is closed.
+    #[arg(long, env = "MARGINALIA_REQUEST_TIMEOUT", default_value = "30", value_parser = parse_seconds)]
+    pub request_timeout: Duration,
+
     /// Seconds in-flight requests get to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "MARGINALIA_SHUTDOWN_GRACE", default_value = "20", value_parser = parse_seconds)]
     pub shutdown_grace: Duration,

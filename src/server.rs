@@ -7,6 +7,8 @@
 //! - HTTP/1 connections must deliver their headers within a timeout (and a
 //!   new connection its first byte), so a client dribbling bytes, or sending
 //!   none, cannot hold a connection forever;
+//! - each request must be answered within a timeout, body upload included, so
+//!   a client trickling its body cannot hold a handler (and its memory) either;
 //! - the peer address is put into each request's extensions as [`ClientAddr`]
 //!   (warp's `addr::remote()` only works under warp's own server);
 //! - on shutdown the listener closes, idle connections are closed, and
@@ -36,6 +38,7 @@ pub struct ClientAddr(pub SocketAddr);
 pub struct ServerLimits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
+    pub request_timeout: Duration,
     pub shutdown_grace: Duration,
 }
 
@@ -85,10 +88,20 @@ pub async fn serve<F>(
         };
         let _ = stream.set_nodelay(true);
         let service = service.clone();
+        let request_timeout = limits.request_timeout;
         let request_handler = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
             request.extensions_mut().insert(ClientAddr(peer));
             let mut service = service.clone();
-            service.call(request)
+            let answer = service.call(request);
+            async move {
+                match tokio::time::timeout(request_timeout, answer).await {
+                    Ok(answer) => answer,
+                    Err(_) => {
+                        tracing::info!(%peer, status = 408, "request timed out");
+                        Ok(request_timed_out(request_timeout))
+                    }
+                }
+            }
         });
         let builder = builder.clone();
         let watcher = graceful.watcher();
@@ -121,4 +134,20 @@ pub async fn serve<F>(
             "grace period over; closing the remaining connections"
         ),
     }
+}
+
+/// The 408 for a request that ran out of time. The connection is closed with
+/// it: what is left of the request body may still be on its way.
+fn request_timed_out(timeout: Duration) -> warp::reply::Response {
+    let body = serde_json::json!({
+        "error": "request_timeout",
+        "message": format!("the request was not completed within {} seconds", timeout.as_secs()),
+    });
+    let mut response =
+        warp::reply::with_status(warp::reply::json(&body), http::StatusCode::REQUEST_TIMEOUT).into_response();
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
 }

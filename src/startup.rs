@@ -107,6 +107,7 @@ impl App {
         let limits = ServerLimits {
             max_connections: config.max_connections.get() as usize,
             header_read_timeout: config.header_read_timeout,
+            request_timeout: config.request_timeout,
             shutdown_grace: config.shutdown_grace,
         };
         Ok(Self {

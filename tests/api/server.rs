@@ -56,6 +56,52 @@ async fn a_client_dribbling_its_headers_is_disconnected() {
 }
 
 #[tokio::test]
+async fn a_client_trickling_its_body_gets_a_408_and_nothing_is_stored() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.request_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let comment = serde_json::to_vec(&valid_comment()).unwrap();
+    let mut stream = TcpStream::connect(app.address).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /api/comments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n",
+                comment.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // One byte every 200 ms: the whole body would take many seconds.
+    let mut answer = Vec::new();
+    for byte in &comment {
+        if stream.write_all(std::slice::from_ref(byte)).await.is_err() {
+            break;
+        }
+        let mut buffer = [0u8; 1024];
+        match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(read)) => answer.extend_from_slice(&buffer[..read]),
+            Err(_) => {}
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "got {answer:?} after {:?}", started.elapsed());
+    assert!(answer.contains("\"error\":\"request_timeout\""), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(closed_within(&mut stream, Duration::from_secs(1)).await);
+    // The half-sent comment was never stored.
+    let queue = app.admin_list("status=pending").await;
+    assert_eq!(queue["comments"].as_array().unwrap().len(), 0, "{queue}");
+}
+
+#[tokio::test]
 async fn an_idle_connection_that_never_sends_a_request_is_closed() {
     let app = spawn_app_with(Backend::Sqlite, |config| {
         config.header_read_timeout = Duration::from_secs(1);

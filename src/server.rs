@@ -145,9 +145,8 @@ fn request_timed_out(timeout: Duration) -> warp::reply::Response {
     });
     let mut response =
         warp::reply::with_status(warp::reply::json(&body), http::StatusCode::REQUEST_TIMEOUT).into_response();
-    response.headers_mut().insert(
-        http::header::CONNECTION,
-        http::HeaderValue::from_static("close"),
-    );
+    response
+        .headers_mut()
+        .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     response
 }

@@ -92,9 +92,17 @@ async fn a_client_trickling_its_body_gets_a_408_and_nothing_is_stored() {
         }
     }
     let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 408"), "got {answer:?} after {:?}", started.elapsed());
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "got {answer:?} after {:?}",
+        started.elapsed()
+    );
     assert!(answer.contains("\"error\":\"request_timeout\""), "{answer}");
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(closed_within(&mut stream, Duration::from_secs(1)).await);
     // The half-sent comment was never stored.
     let queue = app.admin_list("status=pending").await;

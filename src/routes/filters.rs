@@ -12,9 +12,9 @@ use std::sync::Arc;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use warp::Filter;
-use warp::http::HeaderMap;
 use warp::http::HeaderName;
 use warp::http::header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE, IF_NONE_MATCH};
+use warp::http::{HeaderMap, HeaderValue};
 
 use crate::auth::{CSRF_HEADER, Credentials, Moderator, SESSION_COOKIE, cookie_value};
 use crate::error::ApiError;
@@ -140,10 +140,29 @@ pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get_all(IF_NONE_MATCH)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|tag| tag.trim())
+        .any(|value| etag_listed(value, etag))
+}
+
+/// True when one `If-None-Match` value lists `etag` (weakly) or is `*`.
+pub fn etag_listed(if_none_match: &HeaderValue, etag: &str) -> bool {
+    if_none_match
+        .to_str()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
         .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+/// One request header's raw value, if present. Unlike `warp::header::optional`
+/// it never rejects (a value that is not UTF-8 is still a value), and unlike
+/// `headers_cloned` it copies nothing but that value: the hot read path uses it.
+pub fn header_value(
+    name: &'static str,
+) -> impl Filter<Extract = (Option<HeaderValue>,), Error = Infallible> + Clone {
+    warp::header::value(name)
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify()
 }
 
 #[cfg(test)]

@@ -18,7 +18,9 @@ use warp::http::header::{CACHE_CONTROL, ETAG, LOCATION, REFERER};
 use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 
-use super::filters::{client_ip, if_none_match, limited_body, query_pairs, raw_query, with_state};
+use super::filters::{
+    client_ip, etag_listed, header_value, limited_body, query_pairs, raw_query, with_state,
+};
 use super::submission::{SubmissionFormat, parse_submission};
 use super::{json_response, method_not_allowed};
 use crate::domain::{CommentId, PublicComment, Status, ThreadUri};
@@ -53,14 +55,16 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
 /// `/demo` page, a blog served by the same host) need none, and browsers send
 /// `Origin` on every POST, so they must not be refused for it.
 fn with_cors(routes: BoxedFilter<(Response,)>, cors: warp::cors::Builder) -> BoxedFilter<(Response,)> {
-    let same_origin = warp::header::headers_cloned()
-        .and_then(|headers: HeaderMap| async move {
-            if is_same_origin(&headers) {
-                Ok(())
-            } else {
-                Err(warp::reject::not_found())
-            }
-        })
+    let same_origin = header_value("origin")
+        .and(header_value("host"))
+        .and_then(
+            |origin: Option<HeaderValue>, host: Option<HeaderValue>| async move {
+                match (origin, host) {
+                    (Some(origin), Some(host)) if is_origin_of(&origin, &host) => Ok(()),
+                    _ => Err(warp::reject::not_found()),
+                }
+            },
+        )
         .untuple_one();
     same_origin
         .and(routes.clone())
@@ -69,21 +73,25 @@ fn with_cors(routes: BoxedFilter<(Response,)>, cors: warp::cors::Builder) -> Box
         .boxed()
 }
 
-/// True when the request's `Origin` names the host it was sent to.
-fn is_same_origin(headers: &HeaderMap) -> bool {
-    headers
-        .get(warp::http::header::ORIGIN)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|origin| names_this_host(headers, origin))
+/// True when `origin` (`scheme://host[:port]`) names `host`, the host the
+/// request was sent to.
+fn is_origin_of(origin: &HeaderValue, host: &HeaderValue) -> bool {
+    match (
+        origin.to_str().ok().and_then(|origin| origin.split_once("://")),
+        host.to_str(),
+    ) {
+        (Some((_, authority)), Ok(host)) => authority.eq_ignore_ascii_case(host),
+        _ => false,
+    }
 }
 
-/// True when `origin` (`scheme://host[:port]`) is the host this request was sent to.
+/// True when `origin` is the host this request (with `headers`) was sent to.
 fn names_this_host(headers: &HeaderMap, origin: &str) -> bool {
-    let host = headers
-        .get(warp::http::header::HOST)
-        .and_then(|value| value.to_str().ok());
-    match (origin.split_once("://"), host) {
-        (Some((_, authority)), Some(host)) => authority.eq_ignore_ascii_case(host),
+    match (
+        HeaderValue::from_str(origin),
+        headers.get(warp::http::header::HOST),
+    ) {
+        (Ok(origin), Some(host)) => is_origin_of(&origin, host),
         _ => false,
     }
 }
@@ -258,7 +266,7 @@ fn thread(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     warp::get()
         .and(with_state(state))
         .and(raw_query())
-        .and(warp::header::headers_cloned())
+        .and(header_value("if-none-match"))
         .then(read_thread)
         .map(respond)
         .boxed()
@@ -321,7 +329,7 @@ pub(crate) fn parse_cursor(value: Option<&str>) -> Result<Option<CommentId>, Api
 async fn read_thread(
     state: Arc<AppState>,
     raw_query: String,
-    headers: HeaderMap,
+    if_none_match: Option<HeaderValue>,
 ) -> Result<Response, ApiError> {
     let query = ThreadQuery::parse(&raw_query)?;
     let key = (query.after, query.limit);
@@ -334,7 +342,8 @@ async fn read_thread(
             page
         }
     };
-    let mut response = if if_none_match(&headers, page.etag.to_str().unwrap_or_default()) {
+    let etag = page.etag.to_str().unwrap_or_default();
+    let mut response = if if_none_match.is_some_and(|value| etag_listed(&value, etag)) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut response = Response::new(page.body.clone().into());
@@ -429,30 +438,19 @@ mod tests {
 
     #[test]
     fn same_origin_means_the_origin_names_the_host() {
-        let headers = |origin: &str, host: &str| {
-            let mut headers = HeaderMap::new();
-            headers.insert("origin", origin.parse().unwrap());
-            headers.insert("host", host.parse().unwrap());
-            headers
+        let same = |origin: &str, host: &str| {
+            is_origin_of(
+                &HeaderValue::from_str(origin).unwrap(),
+                &HeaderValue::from_str(host).unwrap(),
+            )
         };
-        assert!(is_same_origin(&headers(
-            "http://127.0.0.1:3000",
-            "127.0.0.1:3000"
-        )));
-        assert!(is_same_origin(&headers(
-            "https://Comments.Example",
-            "comments.example"
-        )));
-        assert!(!is_same_origin(&headers(
-            "https://blog.example",
-            "comments.example"
-        )));
-        assert!(!is_same_origin(&headers(
-            "http://127.0.0.1:3001",
-            "127.0.0.1:3000"
-        )));
-        assert!(!is_same_origin(&headers("null", "127.0.0.1:3000")));
-        assert!(!is_same_origin(&HeaderMap::new()));
+        assert!(same("http://127.0.0.1:3000", "127.0.0.1:3000"));
+        assert!(same("https://Comments.Example", "comments.example"));
+        assert!(!same("https://blog.example", "comments.example"));
+        assert!(!same("http://127.0.0.1:3001", "127.0.0.1:3000"));
+        assert!(!same("null", "127.0.0.1:3000"));
+        let not_utf8 = HeaderValue::from_bytes(b"http://\xff").unwrap();
+        assert!(!is_origin_of(&not_utf8, &HeaderValue::from_static("comments.example")));
     }
 
     #[test]

@@ -591,6 +591,26 @@ add("alert", "alert",
 )
 
 
+# --- appended later (ids above stay as they were) -----------------------------------------------
+# ammonia's own advisories and regression vectors: RUSTSEC-2021-0074 (embedded SVG/MathML),
+# RUSTSEC-2025-0071 (namespace change after cleanup), RUSTSEC-2026-0193 (MathML annotation-xml
+# encoding strip), RUSTSEC-2026-0213 / GHSA-m6mh-2hw2-555x (SVG animate/set to a javascript: href).
+add("mxss", "ammonia-advisory",
+    "<svg><iframe><a title=\"</iframe><img src onerror=PWN>\">test",
+    "<svg><foreignObject><table><path><xmp><!--</xmp><img title'--&gt;&lt;img src=1 onerror=PWN&gt;'>",
+    "<svg><foreignObject><math><iframe><!--</iframe><img src onerror=PWN>-->",
+    "<math><mtext><table><mglyph><xmp><!--</xmp><img title='--&gt;&lt;img src=1 onerror=PWN&gt;'>",
+    "<math><annotation-xml encoding='text/html'><xmp><!--</xmp><img title='--&gt;&lt;img src=1 onerror=PWN&gt;'>",
+    "<math><annotation-xml encoding='image/svg+xml'><xmp><!--</xmp><img title='--&gt;&lt;img src=1 onerror=PWN&gt;'>",
+    "<math><annotation-xml><style><img src=x onerror=PWN></style></annotation-xml></math>",
+    "<math><mi><svg><iframe><!--</iframe><img src onerror=PWN>-->",
+    "<svg xmlns=\"http://www.w3.org/2000/svg\"><a><set attributeName=\"href\" to=\"javascript:PWN\"></set><text y=\"30\">Click set</text></a></svg>",
+    "<svg><a><animateTransform attributeName=\"href\" values=\"javascript:PWN\"/><text y=\"30\">x</text></a></svg>",
+    "<mglyph><style><img src=x onerror=PWN></style></mglyph>",
+    "<foreignObject><p><style><img title=\"</style><img src=x onerror=PWN>\"></p></foreignObject>",
+    "<listing><img src=x onerror=PWN></listing>",
+)
+
 def main():
     seen = set()
     lines = []

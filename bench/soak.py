@@ -21,7 +21,8 @@ samples as a table and a summary.
 
 Environment: SOAK_SECONDS (600), SOAK_SAMPLE_SECONDS (5), SOAK_THREADS
 (1000), SOAK_WRITE_SHARE (0.02), SOAK_WRK ("-t2 -c32"), SOAK_DATABASE_URL
-(default: a fresh SQLite file), SOAK_RSS_TOLERANCE_MIB, SOAK_FD_TOLERANCE.
+(default: a fresh SQLite file), SOAK_THREAD_CACHE_BYTES (4 MiB, so the
+cache is full by the end of warm-up), SOAK_RSS_TOLERANCE_MIB, SOAK_FD_TOLERANCE.
 """
 
 import json
@@ -58,6 +59,9 @@ WRITE_SHARE = env_number("SOAK_WRITE_SHARE", 0.02, float)
 RSS_TOLERANCE_MIB = env_number("SOAK_RSS_TOLERANCE_MIB", 10, float)
 FD_TOLERANCE = env_number("SOAK_FD_TOLERANCE", 16)
 WRK_OPTIONS = shlex.split(os.environ.get("SOAK_WRK", "-t2 -c32"))
+# Small enough to be full by the end of warm-up (pages grow as comments are
+# approved), so that growth after it means a leak rather than a filling cache.
+THREAD_CACHE_BYTES = env_number("SOAK_THREAD_CACHE_BYTES", 4 * 1024 * 1024)
 
 
 def free_port():
@@ -154,6 +158,7 @@ def main():
         MARGINALIA_RATE_LIMIT_BURST="100000000",
         MARGINALIA_LOG="warn",
         MARGINALIA_SHUTDOWN_GRACE=str(GRACE_SECONDS),
+        MARGINALIA_THREAD_CACHE_BYTES=str(THREAD_CACHE_BYTES),
     )
     with open(log_path, "wb") as log:
         server = subprocess.Popen([str(SERVICE), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=log)
@@ -189,7 +194,7 @@ def soak(server, base, log_path):
         assert status == 200, status
 
     print(f"==> soaking for {SECONDS} s: wrk {' '.join(WRK_OPTIONS)}, writes {WRITE_SHARE:.0%}, moderator, "
-          f"a sample every {SAMPLE_SECONDS} s")
+          f"thread cache {THREAD_CACHE_BYTES} bytes, a sample every {SAMPLE_SECONDS} s")
     moderator = Moderator(base)
     wrk_env = dict(os.environ, BENCH_LUA_DIR=str(LUA), SOAK_THREADS=str(THREADS), SOAK_WRITE_SHARE=str(WRITE_SHARE))
     wrk = subprocess.Popen(

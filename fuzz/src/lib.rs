@@ -1,0 +1,114 @@
+//! The invariants the fuzz targets assert, shared between them.
+//!
+//! Each `check_*` panics (and so makes libFuzzer report a crash and save the
+//! input) when the service breaks a promise of API.md for that input.
+
+use marginalia::domain::{CommentBody, MAX_BODY_CHARS, MAX_BODY_HTML_BYTES, render, sanitize};
+use scraper::{Html, node::Node};
+use url::Url;
+
+/// API.md's `body_html` allow-list.
+pub const ALLOWED_TAGS: [&str; 12] = [
+    "p",
+    "br",
+    "strong",
+    "em",
+    "del",
+    "code",
+    "pre",
+    "blockquote",
+    "ul",
+    "ol",
+    "li",
+    "a",
+];
+/// The `rel` every link must carry, exactly.
+pub const LINK_REL: &str = "nofollow ugc noopener noreferrer";
+/// The schemes an `href` may have.
+pub const LINK_SCHEMES: [&str; 3] = ["http", "https", "mailto"];
+
+/// True for the control characters API.md refuses (Rust's `char::is_control`).
+pub fn has_control(value: &str, allowed: &[char]) -> bool {
+    value.chars().any(|c| c.is_control() && !allowed.contains(&c))
+}
+
+/// Parses `html` as a fragment (as the widget's `innerHTML` would) and panics
+/// on any element, attribute, comment or doctype outside the allow-list.
+pub fn assert_within_allow_list(html: &str) {
+    let fragment = Html::parse_fragment(html);
+    for node in fragment.tree.root().descendants() {
+        match node.value() {
+            Node::Document | Node::Fragment | Node::Text(_) => {}
+            Node::Element(element) => {
+                let name = element.name();
+                // The parser's own wrapper: the one <html> directly under the fragment root.
+                if name == "html" && node.parent().is_some_and(|parent| parent.value().is_fragment()) {
+                    continue;
+                }
+                assert!(ALLOWED_TAGS.contains(&name), "tag <{name}> in {html:?}");
+                let mut rel = None;
+                for (attribute, value) in element.attrs() {
+                    match (name, attribute) {
+                        ("a", "href") => assert_allowed_href(value, html),
+                        ("a", "rel") => rel = Some(value),
+                        _ => panic!("attribute {attribute}={value:?} on <{name}> in {html:?}"),
+                    }
+                }
+                if name == "a" {
+                    assert_eq!(rel, Some(LINK_REL), "rel of a link in {html:?}");
+                }
+            }
+            other => panic!("node {other:?} in {html:?}"),
+        }
+    }
+}
+
+/// An `href` must be an absolute URL with an allowed scheme, as the `url`
+/// crate (the WHATWG parser browsers follow) reads it.
+fn assert_allowed_href(href: &str, html: &str) {
+    let url = Url::parse(href).unwrap_or_else(|error| panic!("href {href:?} is not absolute ({error}) in {html:?}"));
+    assert!(
+        LINK_SCHEMES.contains(&url.scheme()),
+        "href {href:?} has scheme {:?} in {html:?}",
+        url.scheme()
+    );
+}
+
+/// Sanitized HTML must come out of the sanitizer unchanged.
+pub fn assert_idempotent(html: &str) {
+    let again = sanitize(html);
+    assert_eq!(again, html, "sanitizing again changed {html:?}");
+}
+
+/// Everything `CommentBody::parse` promises for `input`, in both directions:
+/// an accepted body meets every rule, and a refused one breaks at least one.
+pub fn check_comment_body(input: &str) -> Option<CommentBody> {
+    let trimmed = input.trim();
+    match CommentBody::parse(input) {
+        Ok(body) => {
+            assert_eq!(body.markdown(), trimmed, "the markdown is the trimmed input");
+            let chars = trimmed.chars().count();
+            assert!((1..=MAX_BODY_CHARS).contains(&chars), "{chars} characters accepted");
+            assert!(!has_control(trimmed, &['\t', '\r', '\n']), "control character accepted");
+            let html = body.html();
+            assert!(
+                html.len() <= MAX_BODY_HTML_BYTES,
+                "{} bytes of HTML accepted",
+                html.len()
+            );
+            assert_eq!(html, render(trimmed), "the HTML is the rendering of the markdown");
+            assert_within_allow_list(html);
+            assert_idempotent(html);
+            Some(body)
+        }
+        Err(message) => {
+            assert!(!message.is_empty());
+            let justified = trimmed.is_empty()
+                || trimmed.chars().count() > MAX_BODY_CHARS
+                || has_control(trimmed, &['\t', '\r', '\n'])
+                || render(trimmed).len() > MAX_BODY_HTML_BYTES;
+            assert!(justified, "refused without reason ({message}): {input:?}");
+            None
+        }
+    }
+}

@@ -19,6 +19,8 @@
 #   SCHEMATHESIS_EXAMPLES   test cases per operation and phase (default 25)
 #   SCHEMATHESIS_MAX_TIME   seconds of fuzzing: phases repeat until it is spent (default 75)
 #   SCHEMATHESIS_VENV       where schemathesis is installed (default target/schemathesis-venv)
+#   SCHEMATHESIS_DATABASE_URL  the database (default: a new SQLite file); for PostgreSQL
+#                           give an empty database, e.g. one made with createdb
 #   SCHEMATHESIS_SCHEMA     a local description to use instead of the served /openapi.yaml
 #                           (while editing openapi.yaml without rebuilding the binary)
 #   KEEP_TMP=1              keep the database, server log and reports
@@ -81,7 +83,7 @@ base="http://127.0.0.1:$port"
 # 127.0.0.1 is a trusted proxy so that hooks.py can give every request its own
 # client address: see there why.
 MARGINALIA_BIND="127.0.0.1:$port" \
-MARGINALIA_DATABASE_URL="sqlite://$tmp/fuzz.db" \
+MARGINALIA_DATABASE_URL="${SCHEMATHESIS_DATABASE_URL:-sqlite://$tmp/fuzz.db}" \
 MARGINALIA_ADMIN_TOKEN="$token" \
 MARGINALIA_RATE_LIMIT_PER_MINUTE=1000000 \
 MARGINALIA_RATE_LIMIT_BURST=1000000 \
@@ -122,10 +124,13 @@ echo "==> seeded comments $first (approved), $reply (approved reply) and two pen
 # --- fuzz ---------------------------------------------------------------------
 echo "==> schemathesis: $examples examples per operation, ${max_time}s"
 if [ -n "${SCHEMATHESIS_SCHEMA:-}" ]; then
-    schema=("$(realpath "$SCHEMATHESIS_SCHEMA")" --url "$base")
+    cp "$SCHEMATHESIS_SCHEMA" "$tmp/openapi.yaml"
 else
-    schema=("$base/openapi.yaml")
+    # The description the server serves, saved first: given its own URL,
+    # schemathesis leaves out the operation that serves it (GET /openapi.yaml).
+    curl -fsS "$base/openapi.yaml" -o "$tmp/openapi.yaml"
 fi
+schema=("$tmp/openapi.yaml" --url "$base")
 cd "$tmp"
 set +e
 PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=hooks \

@@ -465,13 +465,17 @@ impl WriteLoad {
 /// Asserts that every acknowledged comment is stored with its body; returns
 /// how many stored comments were never acknowledged (in flight at the crash).
 pub fn assert_all_stored(acknowledged: &HashMap<i64, String>, stored: &HashMap<i64, String>) -> usize {
-    let missing: Vec<_> = acknowledged
+    let missing: Vec<(i64, String, Option<String>)> = acknowledged
         .iter()
         .filter(|(id, body)| stored.get(id) != Some(body))
+        .map(|(id, body)| {
+            let prefix = |text: &String| text.chars().take(40).collect::<String>();
+            (*id, prefix(body), stored.get(id).map(prefix))
+        })
         .collect();
     assert!(
         missing.is_empty(),
-        "{} of {} acknowledged comments are missing or changed, e.g. {:?}",
+        "{} of {} acknowledged comments are missing or changed, e.g. (id, sent, stored) {:?}",
         missing.len(),
         acknowledged.len(),
         missing.iter().take(5).collect::<Vec<_>>()

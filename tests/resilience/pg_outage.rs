@@ -10,7 +10,18 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The newest PostgreSQL server installed (Debian's layout).
+fn pg_bin() -> PathBuf {
+    let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries under /usr/lib/postgresql")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    versions.sort();
+    let version = versions
+        .last()
+        .expect("a PostgreSQL version under /usr/lib/postgresql");
+    PathBuf::from(format!("/usr/lib/postgresql/{version}/bin"))
+}
 /// The longest a request may take to be refused while the database is down.
 const REFUSAL_LIMIT: Duration = Duration::from_secs(5);
 
@@ -27,7 +38,8 @@ impl PgCluster {
 
     fn pg_ctl(&self, args: &[&str]) -> String {
         let data = self.data();
-        let mut all = vec!["-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D"];
+        let pg_ctl = pg_bin().join("pg_ctl");
+        let mut all = vec!["-u", "postgres", "--", pg_ctl.to_str().unwrap(), "-D"];
         all.push(data.to_str().unwrap());
         all.extend_from_slice(args);
         run("runuser", &all)
@@ -47,7 +59,7 @@ impl PgCluster {
                 "-u",
                 "postgres",
                 "--",
-                &format!("{PG_BIN}/initdb"),
+                pg_bin().join("initdb").to_str().unwrap(),
                 "--no-sync",
                 "--auth=trust",
                 "--username=postgres",
@@ -81,7 +93,9 @@ impl Drop for PgCluster {
     fn drop(&mut self) {
         let data = self.data();
         let _ = std::process::Command::new("runuser")
-            .args(["-u", "postgres", "--", &format!("{PG_BIN}/pg_ctl"), "-D"])
+            .args(["-u", "postgres", "--"])
+            .arg(pg_bin().join("pg_ctl"))
+            .arg("-D")
             .arg(data)
             .args(["-m", "immediate", "-w", "stop"])
             .output();

@@ -300,7 +300,7 @@ async fn a_read_only_volume_refuses_writes_or_the_start_and_loses_nothing() {
     assert_eq!(sqlite_integrity(&url).await, ["ok"]);
     server.assert_no_panic();
     eprintln!(
-        "read-only volume at start-up: exit {status} after {took:?} ({}); after remounting rw all {} \
+        "read-only volume at start-up: {status} after {took:?} ({}); after remounting rw all {} \
          comments there and a submission accepted",
         said.lines()
             .find(|line| line.contains("unable to open"))

@@ -120,7 +120,7 @@ async fn sigterm_under_load_finishes_what_was_accepted_and_exits_cleanly() {
     eprintln!(
         "SIGTERM: {} acknowledged under load ({acked_before_signal} before the signal), {} slow requests \
          accepted before it all answered 202, {} stored; {} requests refused after the listener closed, \
-         0 cut off; exit status {status} {:.2} s after the signal (waited {:.2} s, grace {GRACE_SECS} s)",
+         0 cut off; {status} {:.2} s after the signal (waited {:.2} s, grace {GRACE_SECS} s)",
         outcome.acknowledged.len(),
         slow_acknowledged.len(),
         stored.len(),

@@ -15,6 +15,7 @@ COPY migrations ./migrations
 # The widget and moderation page are compiled into the binary; the benchmark
 # tools are declared as examples in Cargo.toml, so cargo needs them present.
 COPY assets ./assets
+COPY openapi.yaml ./
 COPY bench ./bench
 # The same command as .ci/run: the committed Cargo.lock is used as is.
 RUN cargo build --release --locked

@@ -144,7 +144,10 @@ fn write_batches(pending: &Pending) {
         };
         let dropped = pending.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
-            let _ = writeln!(batch, "WARN {dropped} log lines dropped: stderr is not keeping up");
+            let _ = writeln!(
+                batch,
+                "WARN {dropped} log lines dropped: stderr is not keeping up"
+            );
         }
         // Nowhere to report a failing stderr; the lines are lost either way.
         let _ = stderr.write_all(&batch);

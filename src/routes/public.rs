@@ -450,7 +450,10 @@ mod tests {
         assert!(!same("http://127.0.0.1:3001", "127.0.0.1:3000"));
         assert!(!same("null", "127.0.0.1:3000"));
         let not_utf8 = HeaderValue::from_bytes(b"http://\xff").unwrap();
-        assert!(!is_origin_of(&not_utf8, &HeaderValue::from_static("comments.example")));
+        assert!(!is_origin_of(
+            &not_utf8,
+            &HeaderValue::from_static("comments.example")
+        ));
     }
 
     #[test]

@@ -12,7 +12,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY migrations ./migrations
-# The widget and moderation page are compiled into the binary; the benchmark
+# The widget, the moderation page and openapi.yaml are compiled into the binary; the benchmark
 # tools are declared as examples in Cargo.toml, so cargo needs them present.
 COPY assets ./assets
 COPY openapi.yaml ./

@@ -285,10 +285,10 @@ impl Server {
     /// page by page.
     pub async fn all_comments(&self, status: &str) -> HashMap<i64, String> {
         let mut found = HashMap::new();
-        let mut after: Option<i64> = None;
+        let mut after: Option<String> = None;
         loop {
-            let mut path = format!("/api/admin/comments?status={status}&limit=1000");
-            if let Some(after) = after {
+            let mut path = format!("/api/admin/comments?status={status}&limit=200");
+            if let Some(after) = &after {
                 path.push_str(&format!("&after={after}"));
             }
             let response = self
@@ -305,10 +305,12 @@ impl Server {
                 let body = comment["body"].as_str().unwrap().to_owned();
                 assert!(found.insert(id, body).is_none(), "id {id} listed twice");
             }
-            match page["next"].as_i64() {
-                Some(next) => after = Some(next),
-                None => return found,
-            }
+            // The cursor is opaque: a string (or a number), passed back as is.
+            after = match &page["next"] {
+                Value::Null => return found,
+                Value::String(next) => Some(next.clone()),
+                next => Some(next.to_string()),
+            };
         }
     }
 }

@@ -93,6 +93,14 @@ impl ThreadCache {
         self.lock().threads.get(uri)?.pages.get(&key).cloned()
     }
 
+    /// The cached page even while the cache is not serving: for when the
+    /// database cannot be reached at all. Nobody can moderate then, so the
+    /// page is at most as stale as the outage is long, and a reader still
+    /// sees the comments instead of an error.
+    pub fn last_known(&self, uri: &str, key: PageKey) -> Option<Arc<CachedPage>> {
+        self.lock().threads.get(uri)?.pages.get(&key).cloned()
+    }
+
     /// Read this before querying the database; hand it to [`ThreadCache::insert`].
     pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
@@ -149,13 +157,16 @@ impl ThreadCache {
         inner.bytes = 0;
     }
 
-    /// Turns serving from the cache on or off; turning it off also empties it.
+    /// Turns serving from the cache on or off. Turning it on empties it (what
+    /// it holds may have missed changes); turning it off keeps the pages, but
+    /// only [`ThreadCache::last_known`] hands them out.
     pub fn set_enabled(&self, enabled: bool) {
         if !enabled {
             self.enabled.store(false, Ordering::Release);
+            return;
         }
         self.clear();
-        if enabled && self.max_bytes > 0 {
+        if self.max_bytes > 0 {
             self.enabled.store(true, Ordering::Release);
         }
     }
@@ -230,6 +241,24 @@ mod tests {
         assert!(waiting.get("/a/", (None, 200)).is_some());
         waiting.set_enabled(false);
         assert!(waiting.get("/a/", (None, 200)).is_none());
-        assert_eq!(waiting.bytes(), 0);
+    }
+
+    #[test]
+    fn while_off_the_pages_are_kept_for_outages_and_dropped_when_it_turns_on() {
+        let cache = ThreadCache::new(1 << 20, true);
+        cache.insert("/a/", (None, 200), page(10), cache.epoch());
+        cache.set_enabled(false);
+        assert!(cache.get("/a/", (None, 200)).is_none(), "not served as fresh");
+        assert!(cache.last_known("/a/", (None, 200)).is_some());
+        // Local moderation still invalidates what is kept.
+        cache.invalidate("/a/");
+        assert!(cache.last_known("/a/", (None, 200)).is_none());
+        cache.insert("/b/", (None, 200), page(10), cache.epoch());
+        assert!(
+            cache.last_known("/b/", (None, 200)).is_none(),
+            "nothing new while off"
+        );
+        cache.set_enabled(true);
+        assert_eq!(cache.bytes(), 0);
     }
 }

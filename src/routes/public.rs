@@ -337,9 +337,19 @@ async fn read_thread(
         Some(page) => page,
         None => {
             let epoch = state.threads.epoch();
-            let page = Arc::new(render_thread(&state, &query).await?);
-            state.threads.insert(query.uri.as_str(), key, page.clone(), epoch);
-            page
+            match render_thread(&state, &query).await {
+                Ok(page) => {
+                    let page = Arc::new(page);
+                    state.threads.insert(query.uri.as_str(), key, page.clone(), epoch);
+                    page
+                }
+                // The database is down: the last page read, if there is one,
+                // beats an error (see `ThreadCache::last_known`).
+                Err(error @ ApiError::Unavailable(_)) => {
+                    state.threads.last_known(query.uri.as_str(), key).ok_or(error)?
+                }
+                Err(error) => return Err(error),
+            }
         }
     };
     let etag = page.etag.to_str().unwrap_or_default();

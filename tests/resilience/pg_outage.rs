@@ -174,12 +174,16 @@ async fn postgres_going_away_gives_prompt_503s_and_the_service_recovers_by_itsel
         assert!(took < REFUSAL_LIMIT, "a submission took {took:?} to be refused");
         slowest_refusal = slowest_refusal.max(took);
     }
-    // Reads that need the database are refused the same way, promptly. Even
-    // a thread in A's cache: while the change listener is down the cache is
-    // off (thread_cache.rs), since another instance cut off from us could
-    // still moderate; a stale page is not served.
+    // A thread A had read before the outage is still shown: the last page
+    // read (thread_cache.rs `last_known`; nobody can moderate while the
+    // database is down). One that needs the database is refused promptly.
     let ((status, body), read_took) =
         timed(async { json_of(a.get("/api/comments?uri=/cached/").await.unwrap()).await }).await;
+    assert!(read_took < REFUSAL_LIMIT, "a read took {read_took:?}");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, thread_before);
+    let ((status, body), read_took) =
+        timed(async { json_of(a.get("/api/comments?uri=/never-read/").await.unwrap()).await }).await;
     assert!(read_took < REFUSAL_LIMIT, "a read took {read_took:?}");
     assert_unavailable(status, &body);
     // What needs no database still answers.

@@ -11,11 +11,6 @@ use marginalia::startup::App;
 use marginalia::store::{Store, TokenInsertError};
 use marginalia::telemetry;
 
-/// mimalloc instead of glibc malloc: request handling allocates many small,
-/// short-lived objects across threads, which glibc serves slowly (BENCHMARKS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

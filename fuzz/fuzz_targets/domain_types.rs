@@ -27,9 +27,8 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // name: trimmed, 1–80 chars, no control chars.
-    let name_ok = !trimmed.is_empty()
-        && trimmed.chars().count() <= AuthorName::MAX_CHARS
-        && !has_control(trimmed, &[]);
+    let name_ok =
+        !trimmed.is_empty() && trimmed.chars().count() <= AuthorName::MAX_CHARS && !has_control(trimmed, &[]);
     match AuthorName::parse(input) {
         Ok(name) => {
             assert!(name_ok, "name accepted: {input:?}");
@@ -45,8 +44,14 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(address, trimmed);
         assert!(address.chars().count() <= Email::MAX_CHARS, "{address:?}");
         assert!(!has_control(address, &[]), "{address:?}");
-        let (local, domain) = address.rsplit_once('@').unwrap_or_else(|| panic!("no @ in {address:?}"));
+        let (local, domain) = address
+            .rsplit_once('@')
+            .unwrap_or_else(|| panic!("no @ in {address:?}"));
         assert!(!local.is_empty() && !domain.is_empty(), "{address:?}");
+        // An IP literal is the whole domain, never text followed by one.
+        if domain.contains(['[', ']']) {
+            assert!(domain.starts_with('[') && domain.ends_with(']'), "{address:?}");
+        }
         assert!(!address.chars().any(char::is_whitespace), "{address:?}");
         assert!(!format!("{email:?}").contains(address), "Debug shows {address:?}");
     }

@@ -10,8 +10,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use http::header::{HeaderMap, HeaderValue, USER_AGENT};
 use http::StatusCode;
+use http::header::{HeaderMap, HeaderValue, USER_AGENT};
 use libfuzzer_sys::fuzz_target;
 use marginalia::domain::{
     AuthorName, Comment, CommentBody, CommentId, Email, NewComment, Status, ThreadUri, Website,
@@ -130,7 +130,10 @@ fn check_accepted(comment: &NewComment, fields: &Fields, client: IpAddr, headers
     assert_eq!(Some(uri), sent("uri"), "the uri is used exactly as given");
     assert!(uri.starts_with('/'), "{uri:?}");
     assert!(uri.chars().count() <= 500, "{uri:?}");
-    assert!(!uri.chars().any(|c| c.is_whitespace() || c.is_control()), "{uri:?}");
+    assert!(
+        !uri.chars().any(|c| c.is_whitespace() || c.is_control()),
+        "{uri:?}"
+    );
 
     let name = comment.name.as_str();
     assert_eq!(Some(name), sent("name").map(str::trim));
@@ -149,7 +152,10 @@ fn check_accepted(comment: &NewComment, fields: &Fields, client: IpAddr, headers
             let website = website.as_str();
             assert_eq!(Some(website), sent("website").map(str::trim));
             assert!(website.chars().count() <= 500, "{website:?}");
-            assert!(!website.chars().any(|c| c.is_whitespace() || c.is_control()), "{website:?}");
+            assert!(
+                !website.chars().any(|c| c.is_whitespace() || c.is_control()),
+                "{website:?}"
+            );
             let url = Url::parse(website).unwrap_or_else(|error| panic!("{website:?}: {error}"));
             assert!(matches!(url.scheme(), "http" | "https"), "{website:?}");
             assert!(url.host_str().is_some_and(|host| !host.is_empty()), "{website:?}");
@@ -167,7 +173,10 @@ fn check_accepted(comment: &NewComment, fields: &Fields, client: IpAddr, headers
     assert_eq!(comment.ip, Some(client.to_string()));
     assert_eq!(comment.user_agent, expected_user_agent(headers));
     if let Some(agent) = &comment.user_agent {
-        assert!(agent.chars().count() <= 500 && !has_control(agent, &[]), "{agent:?}");
+        assert!(
+            agent.chars().count() <= 500 && !has_control(agent, &[]),
+            "{agent:?}"
+        );
     }
 
     check_public_view(comment);
@@ -181,7 +190,10 @@ fn stored(comment: &NewComment, email: &str, ip: Option<String>, user_agent: Opt
         parent_id: comment.parent_id,
         name: comment.name.as_str().to_owned(),
         email: email.to_owned(),
-        website: comment.website.as_ref().map(|website| website.as_str().to_owned()),
+        website: comment
+            .website
+            .as_ref()
+            .map(|website| website.as_str().to_owned()),
         body: comment.body.markdown().to_owned(),
         body_html: comment.body.html().to_owned(),
         status: Status::Approved,
@@ -196,7 +208,12 @@ fn stored(comment: &NewComment, email: &str, ip: Option<String>, user_agent: Opt
 /// The public JSON of the comment has API.md's keys only and is the same
 /// whatever the email, IP and user agent: none of them can leak into it.
 fn check_public_view(comment: &NewComment) {
-    let row = stored(comment, comment.email.as_str(), comment.ip.clone(), comment.user_agent.clone());
+    let row = stored(
+        comment,
+        comment.email.as_str(),
+        comment.ip.clone(),
+        comment.user_agent.clone(),
+    );
     assert!(row.is_stored_form_of(comment));
     let public = serde_json::to_value(row.to_public(true)).expect("the public view serializes");
     let Value::Object(object) = &public else {
@@ -214,7 +231,10 @@ fn check_public_view(comment: &NewComment) {
         Some("another agent".into()),
     );
     let other_public = serde_json::to_value(other.to_public(true)).expect("the public view serializes");
-    assert_eq!(public, other_public, "the public view depends on the email, IP or user agent");
+    assert_eq!(
+        public, other_public,
+        "the public view depends on the email, IP or user agent"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -245,7 +265,10 @@ fuzz_target!(|data: &[u8]| {
             (Err(ApiError::Validation(errors)), Some(fields)) => {
                 let named: BTreeSet<&str> = errors.keys().copied().collect();
                 let invalid = invalid_fields(fields);
-                assert_eq!(named, invalid, "{format:?}: the 422 names other fields: {errors:?}");
+                assert_eq!(
+                    named, invalid,
+                    "{format:?}: the 422 names other fields: {errors:?}"
+                );
                 for field in REQUIRED {
                     if !fields.strings.contains_key(field) && !fields.wrong_type.contains(field) {
                         assert_eq!(errors[field], "is required");

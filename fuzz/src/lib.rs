@@ -66,7 +66,8 @@ pub fn assert_within_allow_list(html: &str) {
 /// An `href` must be an absolute URL with an allowed scheme, as the `url`
 /// crate (the WHATWG parser browsers follow) reads it.
 fn assert_allowed_href(href: &str, html: &str) {
-    let url = Url::parse(href).unwrap_or_else(|error| panic!("href {href:?} is not absolute ({error}) in {html:?}"));
+    let url = Url::parse(href)
+        .unwrap_or_else(|error| panic!("href {href:?} is not absolute ({error}) in {html:?}"));
     assert!(
         LINK_SCHEMES.contains(&url.scheme()),
         "href {href:?} has scheme {:?} in {html:?}",
@@ -88,8 +89,14 @@ pub fn check_comment_body(input: &str) -> Option<CommentBody> {
         Ok(body) => {
             assert_eq!(body.markdown(), trimmed, "the markdown is the trimmed input");
             let chars = trimmed.chars().count();
-            assert!((1..=MAX_BODY_CHARS).contains(&chars), "{chars} characters accepted");
-            assert!(!has_control(trimmed, &['\t', '\r', '\n']), "control character accepted");
+            assert!(
+                (1..=MAX_BODY_CHARS).contains(&chars),
+                "{chars} characters accepted"
+            );
+            assert!(
+                !has_control(trimmed, &['\t', '\r', '\n']),
+                "control character accepted"
+            );
             let html = body.html();
             assert!(
                 html.len() <= MAX_BODY_HTML_BYTES,

@@ -243,7 +243,11 @@ mod tests {
     /// newline that opens a `<pre>`'s text was lost at every sanitizing.
     #[test]
     fn fuzz_a_pre_starting_with_a_newline_is_sanitized_idempotently() {
-        for input in ["<pre>\n\nx</pre>", "<pre>\n\n\nx\n</pre>", "a\n\n<pre>\n\n  x</pre>"] {
+        for input in [
+            "<pre>\n\nx</pre>",
+            "<pre>\n\n\nx\n</pre>",
+            "a\n\n<pre>\n\n  x</pre>",
+        ] {
             let once = sanitize(input);
             assert_eq!(sanitize(&once), once, "{input:?}");
             let body = CommentBody::parse(input).unwrap();

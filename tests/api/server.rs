@@ -110,6 +110,30 @@ async fn a_client_trickling_its_body_gets_a_408_and_nothing_is_stored() {
 }
 
 #[tokio::test]
+async fn oversized_headers_are_refused_with_431_and_the_connection_closed() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut stream = TcpStream::connect(app.address).await.unwrap();
+    // Past hyper's read buffer (about 400 KiB): the server must stop reading
+    // rather than buffer whatever a client sends.
+    let filler = "a".repeat(8 * 1024);
+    let mut request = String::from("GET /api/comments?uri=/p/ HTTP/1.1\r\nHost: x\r\n");
+    for n in 0..64 {
+        request.push_str(&format!("X-Filler-{n}: {filler}\r\n"));
+    }
+    request.push_str("\r\n");
+    // The server may close before it has read everything: a failed write is fine.
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "got {answer:?}");
+    assert!(closed.is_ok(), "the connection was left open");
+    // The service is still fine for everyone else.
+    let response = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+}
+
+#[tokio::test]
 async fn an_idle_connection_that_never_sends_a_request_is_closed() {
     let app = spawn_app_with(Backend::Sqlite, |config| {
         config.header_read_timeout = Duration::from_secs(1);

@@ -75,8 +75,12 @@ fn assert_allowed_href(href: &str, html: &str) {
     );
 }
 
-/// Sanitized HTML must come out of the sanitizer unchanged.
+/// Sanitized HTML must come out of the sanitizer unchanged. HTML over the
+/// body limit is exempt: `sanitize` gives it one pass only (it is refused).
 pub fn assert_idempotent(html: &str) {
+    if html.len() > MAX_BODY_HTML_BYTES {
+        return;
+    }
     let again = sanitize(html);
     assert_eq!(again, html, "sanitizing again changed {html:?}");
 }

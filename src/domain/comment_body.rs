@@ -114,9 +114,14 @@ impl CommentBody {
 /// serialized HTML can parse into another tree. It is cleaned again until it
 /// no longer changes: what is stored is exactly what a browser will build, and
 /// sanitizing it again changes nothing (both found by `cargo fuzz`, fuzz/README.md).
+/// HTML over the body limit, which `CommentBody::parse` refuses anyway, gets
+/// no second pass: cleaning deeply nested HTML costs quadratic time.
 pub fn sanitize(html: &str) -> String {
     let mut clean = clean_once(html);
     for _ in 0..MAX_SANITIZE_PASSES {
+        if clean.len() > MAX_BODY_HTML_BYTES {
+            break;
+        }
         let again = clean_once(&clean);
         if again == clean {
             break;

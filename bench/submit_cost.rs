@@ -73,6 +73,26 @@ fn main() {
     time("    sanitize of already clean HTML", rounds, || {
         black_box(sanitize(black_box(&clean)));
     });
+    // Bodies built to be expensive: nesting makes the HTML parser's work grow
+    // with depth × length.
+    println!("worst cases (10,000 characters each), one round:");
+    for (label, body) in [
+        ("nested quotes (> × 9,999)", format!("{}x", ">".repeat(9_999))),
+        ("nested lists (- × 4,999)", format!("{}x", "- ".repeat(4_999))),
+        ("raw <b> × 3,333", "<b>".repeat(3_333)),
+        ("raw <div> × 2,000", "<div>".repeat(2_000)),
+        ("raw <p> × 3,333", "<p>".repeat(3_333)),
+        ("raw <a> × 3,333", "<a>".repeat(3_333)),
+        ("raw <table> × 1,428", "<table>".repeat(1_428)),
+        ("emphasis *a* × 3,333", "*a*".repeat(3_333)),
+    ] {
+        let started = Instant::now();
+        let verdict = match CommentBody::parse(&body) {
+            Ok(_) => "accepted",
+            Err(_) => "refused",
+        };
+        println!("  {label:<42} {:>8.1} ms ({verdict})", started.elapsed().as_secs_f64() * 1e3);
+    }
     time("  Email::parse (validator)", rounds, || {
         black_box(Email::parse("w1-42@bench.example").unwrap());
     });

@@ -3,7 +3,9 @@
 //! Each `check_*` panics (and so makes libFuzzer report a crash and save the
 //! input) when the service breaks a promise of API.md for that input.
 
-use marginalia::domain::{CommentBody, MAX_BODY_CHARS, MAX_BODY_HTML_BYTES, render, sanitize};
+use marginalia::domain::{
+    CommentBody, MAX_BODY_CHARS, MAX_BODY_HTML_BYTES, MAX_BODY_NESTING, nesting_depth, render, sanitize,
+};
 use scraper::{Html, node::Node};
 use url::Url;
 
@@ -108,6 +110,7 @@ pub fn check_comment_body(input: &str) -> Option<CommentBody> {
                 html.len()
             );
             assert_eq!(html, render(trimmed), "the HTML is the rendering of the markdown");
+            assert!(nesting_depth(trimmed) <= MAX_BODY_NESTING, "nesting too deep accepted");
             assert_within_allow_list(html);
             assert_idempotent(html);
             Some(body)
@@ -117,6 +120,7 @@ pub fn check_comment_body(input: &str) -> Option<CommentBody> {
             let justified = trimmed.is_empty()
                 || trimmed.chars().count() > MAX_BODY_CHARS
                 || has_control(trimmed, &['\t', '\r', '\n'])
+                || nesting_depth(trimmed) > MAX_BODY_NESTING
                 || render(trimmed).len() > MAX_BODY_HTML_BYTES;
             assert!(justified, "refused without reason ({message}): {input:?}");
             None

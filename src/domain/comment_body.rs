@@ -7,12 +7,18 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use ammonia::UrlRelative;
-use pulldown_cmark::{Options, Parser};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
 /// Longest accepted body, in Unicode scalar values, after trimming.
 pub const MAX_BODY_CHARS: usize = 10_000;
 /// Largest rendered HTML; deeply nested quotes can blow a short body up.
 pub const MAX_BODY_HTML_BYTES: usize = 64 * 1024;
+/// Deepest nesting of quotes and lists. HTML parsers (ammonia's included)
+/// spend time in proportion to depth × length, so 10,000 characters of `>`
+/// cost a third of a second to sanitize (found by `cargo fuzz`; figures in
+/// BENCHMARKS.md). Such a body is refused before any HTML is parsed; no
+/// conversation nests a hundred quotes deep.
+pub const MAX_BODY_NESTING: usize = 100;
 
 /// The only tags that survive sanitizing (API.md's allow-list).
 const ALLOWED_TAGS: [&str; 12] = [
@@ -86,6 +92,11 @@ impl CommentBody {
         if super::has_control_chars(trimmed, &['\t', '\r', '\n']) {
             return Err("must not contain control characters".into());
         }
+        if nesting_depth(trimmed) > MAX_BODY_NESTING {
+            return Err(format!(
+                "is nested too deeply (at most {MAX_BODY_NESTING} levels of quotes and lists)"
+            ));
+        }
         let html = render(trimmed);
         if html.len() > MAX_BODY_HTML_BYTES {
             return Err("renders to too much HTML (too deeply nested?)".into());
@@ -142,6 +153,27 @@ fn clean_once(html: &str) -> String {
     // Here `pre` has no attributes and every `<` of text is escaped, so this
     // string is only ever that start tag followed by text.
     SANITIZER.clean(html).to_string().replace("<pre>\n", "<pre>\n\n")
+}
+
+/// How deeply the Markdown nests block quotes and lists (the first level past
+/// [`MAX_BODY_NESTING`] ends the count: the body is refused either way).
+pub fn nesting_depth(markdown: &str) -> usize {
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    for event in Parser::new_ext(markdown, Options::ENABLE_STRIKETHROUGH) {
+        match event {
+            Event::Start(Tag::BlockQuote(_) | Tag::List(_)) => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > MAX_BODY_NESTING {
+                    break;
+                }
+            }
+            Event::End(TagEnd::BlockQuote(_) | TagEnd::List(_)) => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Markdown → HTML → allow-list. Strikethrough is the one extension, because
@@ -242,6 +274,29 @@ mod tests {
         assert!(CommentBody::parse("a\tb\r\nc").is_ok());
         assert!(CommentBody::parse("a\0b").is_err());
         assert!(CommentBody::parse("a\u{1b}[31mb").is_err());
+    }
+
+    /// Found by `cargo fuzz run markdown_sanitize`: 10,000 characters of `>`
+    /// took a third of a second to sanitize. Refused before any HTML parsing.
+    #[test]
+    fn fuzz_deeply_nested_quotes_and_lists_are_refused_early() {
+        for body in [
+            format!("{}x", ">".repeat(9_999)),
+            format!("{}x", "- ".repeat(4_999)),
+            format!("{}x", "> - ".repeat(60)),
+        ] {
+            let started = std::time::Instant::now();
+            let refused = CommentBody::parse(&body).unwrap_err();
+            assert!(refused.contains("nested too deeply"), "{refused}");
+            assert!(nesting_depth(&body) > MAX_BODY_NESTING);
+            // Generous even for a debug build on a busy machine; sanitizing
+            // it took 300 ms in release.
+            assert!(started.elapsed() < std::time::Duration::from_millis(100));
+        }
+        let deep_but_allowed = format!("{}x", ">".repeat(MAX_BODY_NESTING));
+        assert_eq!(nesting_depth(&deep_but_allowed), MAX_BODY_NESTING);
+        assert!(CommentBody::parse(&deep_but_allowed).is_ok());
+        assert_eq!(nesting_depth("> a\n\n> b\n\n- c\n  - d"), 2);
     }
 
     /// Found by `cargo fuzz run markdown_sanitize` (fuzz/README.md): the

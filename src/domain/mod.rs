@@ -15,7 +15,9 @@ mod website;
 
 pub use author_name::AuthorName;
 pub use comment::{Comment, CommentId, NewComment, PublicComment};
-pub use comment_body::{CommentBody, MAX_BODY_CHARS, MAX_BODY_HTML_BYTES, render, sanitize};
+pub use comment_body::{
+    CommentBody, MAX_BODY_CHARS, MAX_BODY_HTML_BYTES, MAX_BODY_NESTING, nesting_depth, render, sanitize,
+};
 pub use email::Email;
 pub use status::Status;
 pub use thread_uri::ThreadUri;

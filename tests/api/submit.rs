@@ -483,3 +483,45 @@ async fn concurrent_submissions_each_get_their_own_answer() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn bodies_that_nest_too_deeply_or_render_too_large_are_refused_on_body() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let mut deep = valid_comment();
+        merge(&mut deep, json!({ "body": format!("{}x", ">".repeat(9_999)) }));
+        let refused = assert_error(
+            app.post_json(&deep).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+        )
+        .await;
+        assert!(
+            refused["fields"]["body"].as_str().unwrap().contains("nested"),
+            "{refused}"
+        );
+        // Shallow but huge once rendered: a thousand uses of one long reference link.
+        let mut large = valid_comment();
+        let reference = format!("[r]: https://example.org/{}\n\n", "x".repeat(200));
+        merge(
+            &mut large,
+            json!({ "body": reference + &"[a][r] ".repeat(1_000) }),
+        );
+        let refused = assert_error(
+            app.post_json(&large).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+        )
+        .await;
+        assert!(refused["fields"].get("body").is_some(), "{refused}");
+        // Nothing was stored.
+        assert_eq!(
+            app.admin_list("status=pending").await["comments"]
+                .as_array()
+                .unwrap()
+                .len(),
+            0
+        );
+    })
+    .await;
+}

@@ -91,7 +91,10 @@ fn main() {
             Ok(_) => "accepted",
             Err(_) => "refused",
         };
-        println!("  {label:<42} {:>8.1} ms ({verdict})", started.elapsed().as_secs_f64() * 1e3);
+        println!(
+            "  {label:<42} {:>8.1} ms ({verdict})",
+            started.elapsed().as_secs_f64() * 1e3
+        );
     }
     time("  Email::parse (validator)", rounds, || {
         black_box(Email::parse("w1-42@bench.example").unwrap());

@@ -73,27 +73,27 @@ fn with_cors(routes: BoxedFilter<(Response,)>, cors: warp::cors::Builder) -> Box
         .boxed()
 }
 
-/// True when `origin` (`scheme://host[:port]`) names `host`, the host the
-/// request was sent to.
+/// True when the `Origin` header value names the `Host` header value.
 fn is_origin_of(origin: &HeaderValue, host: &HeaderValue) -> bool {
-    match (
-        origin.to_str().ok().and_then(|origin| origin.split_once("://")),
-        host.to_str(),
-    ) {
-        (Some((_, authority)), Ok(host)) => authority.eq_ignore_ascii_case(host),
+    match (origin.to_str(), host.to_str()) {
+        (Ok(origin), Ok(host)) => origin_names_host(origin, host),
         _ => false,
     }
 }
 
 /// True when `origin` is the host this request (with `headers`) was sent to.
 fn names_this_host(headers: &HeaderMap, origin: &str) -> bool {
-    match (
-        HeaderValue::from_str(origin),
-        headers.get(warp::http::header::HOST),
-    ) {
-        (Ok(origin), Some(host)) => is_origin_of(&origin, host),
-        _ => false,
-    }
+    headers
+        .get(warp::http::header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .is_some_and(|host| origin_names_host(origin, host))
+}
+
+/// True when `origin` (`scheme://host[:port]`) names `host` (`host[:port]`).
+fn origin_names_host(origin: &str, host: &str) -> bool {
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
 }
 
 /// CORS for the blog's origins. The CORS wrapper sits inside each path, so a

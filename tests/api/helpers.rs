@@ -9,9 +9,10 @@ use marginalia::startup::App;
 use reqwest::{Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use sqlx::Connection;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+use crate::pg_database::PgDatabase;
 
 /// The moderator token every test app is configured with (named `admin`).
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -52,15 +53,8 @@ where
 
 /// A database that exists for one test and is removed afterwards.
 pub enum TestDatabase {
-    Sqlite {
-        _dir: tempfile::TempDir,
-        url: String,
-    },
-    Postgres {
-        server_url: String,
-        name: String,
-        url: String,
-    },
+    Sqlite { _dir: tempfile::TempDir, url: String },
+    Postgres(PgDatabase),
 }
 
 impl TestDatabase {
@@ -73,58 +67,15 @@ impl TestDatabase {
             }
             Backend::Postgres => {
                 let server_url = postgres_server_url().expect("MARGINALIA_TEST_DATABASE_URL");
-                let name = format!("marginalia_test_{}", uuid::Uuid::new_v4().simple());
-                let mut connection = sqlx::PgConnection::connect(&server_url)
-                    .await
-                    .expect("connecting to the PostgreSQL test server");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut connection)
-                    .await
-                    .expect("creating the test database");
-                let _ = connection.close().await;
-                let mut url = url::Url::parse(&server_url).expect("a PostgreSQL URL");
-                url.set_path(&name);
-                TestDatabase::Postgres {
-                    server_url,
-                    name,
-                    url: url.to_string(),
-                }
+                TestDatabase::Postgres(PgDatabase::create(&server_url).await)
             }
         }
     }
 
     pub fn url(&self) -> &str {
         match self {
-            TestDatabase::Sqlite { url, .. } | TestDatabase::Postgres { url, .. } => url,
-        }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        if let TestDatabase::Postgres { server_url, name, .. } = self {
-            let (server_url, name) = (server_url.clone(), name.clone());
-            let database = name.clone();
-            // Drop runs inside the test's runtime, which cannot be blocked on:
-            // use a runtime of our own on a plain thread.
-            let dropped = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                runtime.block_on(async {
-                    let mut connection = sqlx::PgConnection::connect(&server_url).await?;
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
-                    )))
-                    .execute(&mut connection)
-                    .await?;
-                    Ok::<_, anyhow::Error>(())
-                })
-            })
-            .join();
-            if !matches!(dropped, Ok(Ok(()))) {
-                eprintln!("could not drop test database {name}");
-            }
+            TestDatabase::Sqlite { url, .. } => url,
+            TestDatabase::Postgres(database) => &database.url,
         }
     }
 }

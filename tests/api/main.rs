@@ -6,6 +6,8 @@
 //! creates and drops a database of its own).
 
 mod helpers;
+#[path = "../support/pg_database.rs"]
+mod pg_database;
 
 mod auth;
 mod cli;

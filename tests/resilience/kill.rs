@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::harness::*;
+use crate::pg_database::PgDatabase;
 
 /// Concurrent writers while the process is killed.
 const WRITERS: usize = 32;

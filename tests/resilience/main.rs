@@ -14,6 +14,8 @@
 //! run only with `MARGINALIA_TEST_PRIVILEGED=1` and otherwise say they skip.
 
 mod harness;
+#[path = "../support/pg_database.rs"]
+mod pg_database;
 
 mod disk;
 mod kill;

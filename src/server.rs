@@ -29,6 +29,8 @@ use tower_service::Service;
 use warp::Filter;
 use warp::reply::Reply;
 
+use crate::error::ApiError;
+
 /// The TCP peer of a request, as the accept loop saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
@@ -98,7 +100,10 @@ pub async fn serve<F>(
                     Ok(answer) => answer,
                     Err(_) => {
                         tracing::info!(%peer, status = 408, "request timed out");
-                        Ok(request_timed_out(request_timeout))
+                        Ok(ApiError::RequestTimeout {
+                            seconds: request_timeout.as_secs(),
+                        }
+                        .into_response())
                     }
                 }
             }
@@ -134,19 +139,4 @@ pub async fn serve<F>(
             "grace period over; closing the remaining connections"
         ),
     }
-}
-
-/// The 408 for a request that ran out of time. The connection is closed with
-/// it: what is left of the request body may still be on its way.
-fn request_timed_out(timeout: Duration) -> warp::reply::Response {
-    let body = serde_json::json!({
-        "error": "request_timeout",
-        "message": format!("the request was not completed within {} seconds", timeout.as_secs()),
-    });
-    let mut response =
-        warp::reply::with_status(warp::reply::json(&body), http::StatusCode::REQUEST_TIMEOUT).into_response();
-    response
-        .headers_mut()
-        .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
-    response
 }

@@ -6,28 +6,9 @@
 use marginalia::domain::{
     CommentBody, MAX_BODY_CHARS, MAX_BODY_HTML_BYTES, MAX_BODY_NESTING, nesting_depth, render, sanitize,
 };
-use scraper::{Html, node::Node};
-use url::Url;
 
-/// API.md's `body_html` allow-list.
-pub const ALLOWED_TAGS: [&str; 12] = [
-    "p",
-    "br",
-    "strong",
-    "em",
-    "del",
-    "code",
-    "pre",
-    "blockquote",
-    "ul",
-    "ol",
-    "li",
-    "a",
-];
-/// The `rel` every link must carry, exactly.
-pub const LINK_REL: &str = "nofollow ugc noopener noreferrer";
-/// The schemes an `href` may have.
-pub const LINK_SCHEMES: [&str; 3] = ["http", "https", "mailto"];
+#[path = "../../tests/support/allow_list.rs"]
+mod allow_list;
 
 /// True for the control characters API.md refuses (Rust's `char::is_control`).
 pub fn has_control(value: &str, allowed: &[char]) -> bool {
@@ -37,44 +18,8 @@ pub fn has_control(value: &str, allowed: &[char]) -> bool {
 /// Parses `html` as a fragment (as the widget's `innerHTML` would) and panics
 /// on any element, attribute, comment or doctype outside the allow-list.
 pub fn assert_within_allow_list(html: &str) {
-    let fragment = Html::parse_fragment(html);
-    for node in fragment.tree.root().descendants() {
-        match node.value() {
-            Node::Document | Node::Fragment | Node::Text(_) => {}
-            Node::Element(element) => {
-                let name = element.name();
-                // The parser's own wrapper: the one <html> directly under the fragment root.
-                if name == "html" && node.parent().is_some_and(|parent| parent.value().is_fragment()) {
-                    continue;
-                }
-                assert!(ALLOWED_TAGS.contains(&name), "tag <{name}> in {html:?}");
-                let mut rel = None;
-                for (attribute, value) in element.attrs() {
-                    match (name, attribute) {
-                        ("a", "href") => assert_allowed_href(value, html),
-                        ("a", "rel") => rel = Some(value),
-                        _ => panic!("attribute {attribute}={value:?} on <{name}> in {html:?}"),
-                    }
-                }
-                if name == "a" {
-                    assert_eq!(rel, Some(LINK_REL), "rel of a link in {html:?}");
-                }
-            }
-            other => panic!("node {other:?} in {html:?}"),
-        }
-    }
-}
-
-/// An `href` must be an absolute URL with an allowed scheme, as the `url`
-/// crate (the WHATWG parser browsers follow) reads it.
-fn assert_allowed_href(href: &str, html: &str) {
-    let url = Url::parse(href)
-        .unwrap_or_else(|error| panic!("href {href:?} is not absolute ({error}) in {html:?}"));
-    assert!(
-        LINK_SCHEMES.contains(&url.scheme()),
-        "href {href:?} has scheme {:?} in {html:?}",
-        url.scheme()
-    );
+    let violations = allow_list::allow_list_violations(html);
+    assert!(violations.is_empty(), "{violations:?} in {html:?}");
 }
 
 /// Sanitized HTML must come out of the sanitizer unchanged. HTML over the

@@ -5,6 +5,8 @@
 //! `MARGINALIA_TEST_DATABASE_URL` names a PostgreSQL server (each test then
 //! creates and drops a database of its own).
 
+#[path = "../support/allow_list.rs"]
+mod allow_list;
 mod helpers;
 #[path = "../support/pg_database.rs"]
 mod pg_database;

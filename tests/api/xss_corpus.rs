@@ -6,28 +6,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use futures_util::stream::{self, StreamExt};
 use reqwest::StatusCode;
-use scraper::{Html, Node};
 use serde_json::{Value, json};
 
+use crate::allow_list::allow_list_violations;
 use crate::helpers::*;
 
-/// What API.md's allow-list lets through, and nothing else.
-const ALLOWED_ELEMENTS: [&str; 12] = [
-    "p",
-    "br",
-    "strong",
-    "em",
-    "del",
-    "code",
-    "pre",
-    "blockquote",
-    "ul",
-    "ol",
-    "li",
-    "a",
-];
-const LINK_REL: &str = "nofollow ugc noopener noreferrer";
-const HTML_NAMESPACE: &str = "http://www.w3.org/1999/xhtml";
 /// Requests in flight at once: enough to keep the server busy, few enough for SQLite.
 const CONCURRENCY: usize = 8;
 
@@ -57,49 +40,6 @@ fn corpus() -> Vec<Payload> {
     let distinct: HashSet<&str> = payloads.iter().map(|p| p.payload.as_str()).collect();
     assert_eq!(distinct.len(), payloads.len(), "payloads are distinct");
     payloads
-}
-
-/// Everything in `html` (a `body_html`) that is outside the allow-list; empty when it is inside.
-fn allow_list_violations(html: &str) -> Vec<String> {
-    let fragment = Html::parse_fragment(html);
-    let mut violations = Vec::new();
-    // The fragment parser wraps the nodes in one `<html>` element; nothing else is at the top.
-    let tops: Vec<_> = fragment.tree.root().children().collect();
-    if tops.len() != 1 {
-        violations.push(format!("{} top-level nodes", tops.len()));
-    }
-    let wrapper = fragment.root_element();
-    for node in wrapper.descendants().skip(1) {
-        match node.value() {
-            Node::Text(_) => {}
-            Node::Element(element) => {
-                let name = element.name();
-                if &*element.name.ns != HTML_NAMESPACE {
-                    violations.push(format!("<{name}> in namespace {}", &*element.name.ns));
-                }
-                if !ALLOWED_ELEMENTS.contains(&name) {
-                    violations.push(format!("element <{name}>"));
-                }
-                let mut rel = None;
-                for (attribute, value) in element.attrs() {
-                    match (name, attribute) {
-                        ("a", "rel") => rel = Some(value),
-                        ("a", "href") => match url::Url::parse(value) {
-                            Ok(url) if ["http", "https", "mailto"].contains(&url.scheme()) => {}
-                            Ok(url) => violations.push(format!("href scheme {}", url.scheme())),
-                            Err(e) => violations.push(format!("href {value:?} is not absolute: {e}")),
-                        },
-                        _ => violations.push(format!("attribute {attribute}={value:?} on <{name}>")),
-                    }
-                }
-                if name == "a" && rel != Some(LINK_REL) {
-                    violations.push(format!("<a> with rel {rel:?}"));
-                }
-            }
-            other => violations.push(format!("node {other:?}")),
-        }
-    }
-    violations
 }
 
 fn assert_inside_allow_list(what: &str, payload: &Payload, html: &str) {

@@ -285,13 +285,11 @@ mod tests {
             format!("{}x", "- ".repeat(4_999)),
             format!("{}x", "> - ".repeat(60)),
         ] {
-            let started = std::time::Instant::now();
+            // Refused for its depth, which is checked before any HTML is built
+            // (what that saves is measured by bench/submit_cost.rs, not here).
             let refused = CommentBody::parse(&body).unwrap_err();
             assert!(refused.contains("nested too deeply"), "{refused}");
             assert!(nesting_depth(&body) > MAX_BODY_NESTING);
-            // Generous even for a debug build on a busy machine; sanitizing
-            // it took 300 ms in release.
-            assert!(started.elapsed() < std::time::Duration::from_millis(100));
         }
         let deep_but_allowed = format!("{}x", ">".repeat(MAX_BODY_NESTING));
         assert_eq!(nesting_depth(&deep_but_allowed), MAX_BODY_NESTING);

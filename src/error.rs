@@ -109,6 +109,18 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::comments::CommentError> for ApiError {
+    fn from(error: crate::comments::CommentError) -> Self {
+        use crate::comments::CommentError;
+        match error {
+            CommentError::RateLimited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
+            CommentError::ParentNotApproved => ApiError::field("parent_id", error.to_string()),
+            CommentError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            CommentError::Store(error) => error.into(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'static str,

@@ -8,14 +8,22 @@
 //!
 //! - [`config`]: the command line and environment (`clap`), one `Config` for `serve`.
 //! - [`startup`]: [`startup::App::build`] binds the listener, opens and migrates the
-//!   store, bootstraps the first moderator token; [`startup::App::run`] serves.
+//!   store, bootstraps the first moderator token; [`startup::App::run`] serves,
+//!   then stops the background tasks and closes the store.
+//! - [`state`]: [`state::AppState`], what handlers and use cases share, and its assembly.
+//! - [`tasks`]: the supervisor of background tasks (batch writers, pruner, change
+//!   listener): one cancellation token, early exits logged and counted, drained at shutdown.
+//! - [`comments`]: the use cases (submit, moderate, delete) that routes, the CLI
+//!   and importers call; the order of steps lives here, not in handlers.
 //! - [`server`]: the accept loop (connection cap, header-read timeout, graceful
 //!   shutdown) that hands every request to the warp filters with its peer address.
 //! - [`routes`]: the HTTP surface, one module per audience (public widget API,
-//!   moderator API, operations), plus the few shared filters.
+//!   moderator API, operations), plus the few shared filters. Handlers translate
+//!   HTTP to typed values and back; they decide nothing.
 //! - [`domain`]: newtypes that can only hold valid values (uri, name, email,
 //!   website, sanitized body, status) and the comment records built from them.
-//! - [`store`]: every SQL statement, one implementation per backend (SQLite, PostgreSQL).
+//! - [`store`]: every SQL statement, written once for both backends (SQLite,
+//!   PostgreSQL); only what truly differs lives in a backend file.
 //! - [`auth`]: moderator tokens (generation, hashing, constant-time check) and the
 //!   lock-out of IPs that keep failing.
 //! - [`rate_limit`]: who the client is (trusted proxies, IPv6 /64) and the per-client
@@ -25,8 +33,17 @@
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
+//!
+//! Capabilities that arrive with v2 get a module each, beside these: `notify`
+//! (mail, signed links, webhooks, the outbox worker), `spam` (rules, Akismet,
+//! the learning filter), `import` (one file per source format) and `feeds`.
+//!
+//! Dependencies point one way: `routes` → `comments` → `state` → `store`,
+//! `auth`, `rate_limit`, `thread_cache`, `metrics` → `domain`. `startup` wires
+//! `state`, `tasks`, `routes` and `server`; nothing imports `startup`.
 
 pub mod auth;
+pub mod comments;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -35,6 +52,8 @@ pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod startup;
+pub mod state;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;
 pub mod thread_cache;

@@ -34,6 +34,27 @@ struct ScopeLabels {
     scope: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskExitLabels {
+    task: &'static str,
+    /// `returned` or `panicked`.
+    how: &'static str,
+}
+
+/// Counts background tasks that stopped before shutdown asked them to (see
+/// `tasks::Supervisor`). A handle of its own, because the supervisor exists
+/// before the rest of the state.
+#[derive(Debug, Clone, Default)]
+pub struct TaskExits(Family<TaskExitLabels, Counter>);
+
+impl TaskExits {
+    /// `task` is the supervisor's name for it; `panicked` tells the two ways out apart.
+    pub fn record(&self, task: &'static str, panicked: bool) {
+        let how = if panicked { "panicked" } else { "returned" };
+        self.0.get_or_create(&TaskExitLabels { task, how }).inc();
+    }
+}
+
 /// Everything the service counts.
 pub struct Metrics {
     registry: Registry,
@@ -42,6 +63,7 @@ pub struct Metrics {
     submitted: Counter,
     moderated: Family<StatusLabels, Counter>,
     rate_limited: Family<ScopeLabels, Counter>,
+    task_exits: TaskExits,
     pending: Gauge,
 }
 
@@ -60,6 +82,7 @@ impl Default for Metrics {
         let moderated = Family::<StatusLabels, Counter>::default();
         let rate_limited = Family::<ScopeLabels, Counter>::default();
         let pending = Gauge::default();
+        let task_exits = TaskExits::default();
         registry.register(
             "http_requests",
             "HTTP requests by method, route and status",
@@ -90,6 +113,11 @@ impl Default for Metrics {
             "Comments awaiting moderation",
             pending.clone(),
         );
+        registry.register(
+            "background_task_exits",
+            "Background tasks that stopped before shutdown, by task and how",
+            task_exits.0.clone(),
+        );
         Self {
             registry,
             requests,
@@ -97,6 +125,7 @@ impl Default for Metrics {
             submitted,
             moderated,
             rate_limited,
+            task_exits,
             pending,
         }
     }
@@ -148,6 +177,11 @@ impl Metrics {
             .inc();
     }
 
+    /// The counter of background tasks that stopped early, for the supervisor.
+    pub fn task_exits(&self) -> TaskExits {
+        self.task_exits.clone()
+    }
+
     /// Renders the text exposition format, with the queue depth as measured now.
     pub fn render(&self, pending_comments: i64) -> String {
         self.pending.set(pending_comments);
@@ -169,6 +203,7 @@ mod tests {
         metrics.comment_submitted();
         metrics.comment_moderated(Status::Approved);
         metrics.rate_limited("submit");
+        metrics.task_exits().record("limiter pruner", true);
         let text = metrics.render(7);
         assert!(
             text.contains(
@@ -186,6 +221,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("marginalia_pending_comments 7"), "{text}");
+        assert!(
+            text.contains(
+                r#"marginalia_background_task_exits_total{task="limiter pruner",how="panicked"} 1"#
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("marginalia_http_request_duration_seconds_bucket"),
             "{text}"

@@ -12,37 +12,27 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
-use crate::auth::{self, Authenticator};
+use crate::auth;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::rate_limit::{ClientResolver, SubmissionLimiter};
 use crate::routes;
 use crate::server::{self, ServerLimits};
-use crate::store::{InsertBatcher, Store, StoreChange, TokenInsertError};
-use crate::thread_cache::ThreadCache;
+use crate::state::AppState;
+use crate::store::{Store, StoreChange, TokenInsertError};
+use crate::tasks::{CancellationToken, Supervisor};
 
 /// How often the rate limiter and the auth lock-out forget idle clients.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
-
-/// What every request handler shares.
-pub struct AppState {
-    pub store: Store,
-    /// Submissions go through here: many commit as one.
-    pub inserts: InsertBatcher,
-    pub auth: Authenticator,
-    pub submissions: SubmissionLimiter,
-    pub clients: ClientResolver,
-    pub metrics: Metrics,
-    pub threads: ThreadCache,
-    /// CORS origins of the public API; empty means any.
-    pub allowed_origins: Vec<String>,
-}
+/// How long background tasks get to finish their work at shutdown (the batch
+/// writers commit what is queued), after in-flight requests have been served.
+const TASK_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// A built, not yet running, instance.
 pub struct App {
     listener: TcpListener,
     address: SocketAddr,
     state: Arc<AppState>,
+    tasks: Supervisor,
     limits: ServerLimits,
     first_token: Option<SecretString>,
 }
@@ -51,7 +41,6 @@ impl App {
     /// Binds, connects, migrates, and creates the first moderator token when
     /// there is none at all.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let allowed_origins = validate_origins(&config.origins())?;
         if let Some(token) = &config.admin_token
             && token.expose_secret().chars().count() < auth::MIN_TOKEN_CHARS
         {
@@ -85,25 +74,9 @@ impl App {
             .with_context(|| format!("binding {}", config.bind))?;
         let address = listener.local_addr()?;
 
-        // SQLite has one writer and one instance per file. On PostgreSQL
-        // other instances may change threads, so its cache waits until the
-        // change listener is up.
-        let (writers, cache_ready_at_once) = match &store {
-            Store::Sqlite(_) => (1, true),
-            // Two: one commits while the other gathers; more split the queue
-            // into batches too small to share a commit.
-            Store::Postgres(_) => (2, false),
-        };
-        let state = Arc::new(AppState {
-            threads: ThreadCache::new(config.thread_cache_bytes, cache_ready_at_once),
-            auth: Authenticator::new(store.clone(), config.admin_token.as_ref()),
-            inserts: InsertBatcher::spawn(store.clone(), writers),
-            store,
-            submissions: SubmissionLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst),
-            clients: ClientResolver::new(config.trusted_networks()),
-            metrics: Metrics::default(),
-            allowed_origins,
-        });
+        let metrics = Metrics::default();
+        let mut tasks = Supervisor::new(metrics.task_exits());
+        let state = Arc::new(AppState::build(config, store, metrics, &mut tasks)?);
         let limits = ServerLimits {
             max_connections: config.max_connections.get() as usize,
             header_read_timeout: config.header_read_timeout,
@@ -114,6 +87,7 @@ impl App {
             listener,
             address,
             state,
+            tasks,
             limits,
             first_token,
         })
@@ -134,16 +108,29 @@ impl App {
         self.first_token.take()
     }
 
-    /// Serves until `shutdown` resolves, lets in-flight requests finish, and
-    /// closes the database pool.
+    /// Serves until `shutdown` resolves, lets in-flight requests finish,
+    /// stops the background tasks (the batch writers commit what is queued),
+    /// and closes the database pool.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let pruner = tokio::spawn(prune_periodically(self.state.clone()));
-        let listener = tokio::spawn(follow_other_instances(self.state.clone()));
-        let routes = routes::routes(self.state.clone());
-        server::serve(self.listener, routes, self.limits, shutdown).await;
-        pruner.abort();
-        listener.abort();
-        self.state.store.close().await;
+        let Self {
+            listener,
+            state,
+            mut tasks,
+            limits,
+            ..
+        } = self;
+        let pruned = state.clone();
+        tasks.spawn_until_cancelled("client pruner", prune_periodically(pruned));
+        if let Store::Postgres(_) = state.store {
+            let following = state.clone();
+            tasks.spawn("change listener", |stop| follow_other_instances(following, stop));
+        }
+        server::serve(listener, routes::routes(state.clone()), limits, shutdown).await;
+        let aborted = tasks.shutdown(TASK_SHUTDOWN_DEADLINE).await;
+        if aborted > 0 {
+            tracing::warn!(aborted, "some background tasks were aborted at shutdown");
+        }
+        state.store.close().await;
     }
 }
 
@@ -158,53 +145,24 @@ async fn prune_periodically(state: Arc<AppState>) {
 }
 
 /// Keeps the thread cache true to changes made by other instances (PostgreSQL
-/// only; a SQLite file has one instance).
-async fn follow_other_instances(state: Arc<AppState>) {
+/// only; a SQLite file has one instance). Runs until `stop` is cancelled.
+async fn follow_other_instances(state: Arc<AppState>, stop: CancellationToken) {
     let Store::Postgres(store) = &state.store else {
         return;
     };
-    store
-        .listen_for_changes(|change| match change {
-            StoreChange::Thread(uri) => state.threads.invalidate(&uri),
-            StoreChange::Listening => {
-                tracing::debug!("listening for changes by other instances");
-                state.threads.set_enabled(true);
-            }
-            StoreChange::Lost => {
-                tracing::warn!("change listener lost; thread cache off until it reconnects");
-                state.threads.set_enabled(false);
-            }
-        })
-        .await;
-}
-
-/// Each allowed origin must be exactly `scheme://host[:port]`, as browsers send it.
-fn validate_origins(origins: &[String]) -> anyhow::Result<Vec<String>> {
-    origins
-        .iter()
-        .map(|origin| {
-            let parsed =
-                url::Url::parse(origin).with_context(|| format!("allowed origin `{origin}` is not a URL"))?;
-            let serialized = parsed.origin().ascii_serialization();
-            if serialized != *origin {
-                anyhow::bail!(
-                    "allowed origin `{origin}` must look like `{serialized}` (scheme, host and port only)"
-                );
-            }
-            Ok(serialized)
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::validate_origins;
-
-    #[test]
-    fn origins_must_be_scheme_host_and_port_only() {
-        assert!(validate_origins(&["https://blog.example.com".into()]).is_ok());
-        assert!(validate_origins(&["http://localhost:8080".into()]).is_ok());
-        assert!(validate_origins(&["https://blog.example.com/posts".into()]).is_err());
-        assert!(validate_origins(&["blog.example.com".into()]).is_err());
+    let listening = store.listen_for_changes(|change| match change {
+        StoreChange::Thread(uri) => state.threads.invalidate(&uri),
+        StoreChange::Listening => {
+            tracing::debug!("listening for changes by other instances");
+            state.threads.set_enabled(true);
+        }
+        StoreChange::Lost => {
+            tracing::warn!("change listener lost; thread cache off until it reconnects");
+            state.threads.set_enabled(false);
+        }
+    });
+    tokio::select! {
+        () = stop.cancelled() => {}
+        () = listening => {}
     }
 }

@@ -23,9 +23,10 @@ use super::filters::{
 use super::public::{parse_cursor, parse_limit};
 use super::{json_response, method_not_allowed};
 use crate::auth::{self, Moderator};
+use crate::comments;
 use crate::domain::{Comment, CommentId, Status, ThreadUri};
 use crate::error::{ApiError, respond};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::ModerationQuery;
 
 /// Comments per moderation page when the caller does not say.
@@ -154,18 +155,8 @@ async fn moderate(
     status: Status,
 ) -> Result<Response, ApiError> {
     let moderator = moderator?;
-    let moderated = state
-        .store
-        .set_status(id, status, &moderator.name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no comment with id {id}")))?;
-    if moderated.changed {
-        // Before answering: the very next public read must show the change.
-        state.threads.invalidate(&moderated.comment.uri);
-        state.metrics.comment_moderated(status);
-        tracing::info!(id, status = %status, moderator = %moderator.name, "comment moderated");
-    }
-    Ok(json_response(&moderated.comment, StatusCode::OK))
+    let comment = comments::moderate(&state, id, status, &moderator.name).await?;
+    Ok(json_response(&comment, StatusCode::OK))
 }
 
 /// GET and DELETE /api/admin/comments/{id}
@@ -212,11 +203,7 @@ async fn delete_comment(
     moderator: Result<Moderator, ApiError>,
 ) -> Result<Response, ApiError> {
     let moderator = moderator?;
-    let Some(uri) = state.store.delete_comment(id).await? else {
-        return Err(ApiError::NotFound(format!("no comment with id {id}")));
-    };
-    state.threads.invalidate(&uri);
-    tracing::info!(id, moderator = %moderator.name, "comment deleted");
+    comments::delete(&state, id, &moderator.name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -19,7 +19,7 @@ use warp::http::{HeaderMap, HeaderValue};
 use crate::auth::{CSRF_HEADER, Credentials, Moderator, SESSION_COOKIE, cookie_value};
 use crate::error::ApiError;
 use crate::server::ClientAddr;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Largest accepted request body (API.md: 128 KiB).
 pub const MAX_BODY_BYTES: usize = 128 * 1024;

@@ -25,7 +25,7 @@ use warp::reply::{Reply, Response};
 use warp::{Filter, log::Info};
 
 use crate::error::{ApiError, handle_rejection};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// All routes, with JSON errors, security headers, request logs and metrics.
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {

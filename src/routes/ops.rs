@@ -11,7 +11,7 @@ use warp::reply::{Reply, Response};
 use super::filters::with_state;
 use super::{json_response, method_not_allowed};
 use crate::error::{ApiError, respond};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let healthz = warp::path!("healthz").and(

@@ -18,7 +18,7 @@ use warp::reply::{Reply, Response};
 
 use super::filters::if_none_match;
 use super::method_not_allowed;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The moderation page runs only its own script and styles.
 const ADMIN_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \

@@ -23,9 +23,10 @@ use super::filters::{
 };
 use super::submission::{SubmissionFormat, parse_submission};
 use super::{json_response, method_not_allowed};
+use crate::comments;
 use crate::domain::{CommentId, PublicComment, Status, ThreadUri};
 use crate::error::{ApiError, respond};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::thread_cache::CachedPage;
 
 /// Comments per thread page when the widget does not say.
@@ -198,19 +199,7 @@ async fn submit_comment(
     let format = SubmissionFormat::from_headers(&headers)?;
     let body = body?;
     let new_comment = parse_submission(format, &body, client, &headers)?;
-    // Limited after validation: a reader fixing a typo is not punished, while
-    // every submission that would be stored counts.
-    if let Err(retry_after_secs) = state.submissions.check(client) {
-        state.metrics.rate_limited("submit");
-        return Err(ApiError::RateLimited { retry_after_secs });
-    }
-    let stored = state
-        .inserts
-        .insert(new_comment)
-        .await?
-        .ok_or_else(|| ApiError::field("parent_id", "must be an approved comment on the same page"))?;
-    state.metrics.comment_submitted();
-    tracing::info!(id = stored.id, uri = %stored.uri, "comment submitted for moderation");
+    let stored = comments::submit(&state, client, new_comment).await?;
 
     match format {
         SubmissionFormat::Json => Ok(json_response(

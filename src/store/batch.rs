@@ -3,6 +3,9 @@
 //! submissions are gathered and committed together, one fsync for the lot.
 //! Nobody waits for a batch to fill: a worker takes whatever is queued the
 //! moment it is free, so a lone submission is committed at once.
+//!
+//! The writers run under the app's [`Supervisor`]: at shutdown each commits
+//! what is already queued, then stops.
 
 use std::sync::Arc;
 
@@ -10,6 +13,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{Store, StoreError};
 use crate::domain::{Comment, NewComment};
+use crate::tasks::{CancellationToken, Supervisor};
 
 /// The most submissions committed in one transaction.
 const MAX_BATCH: usize = 128;
@@ -28,13 +32,14 @@ pub struct InsertBatcher {
 }
 
 impl InsertBatcher {
-    /// Starts `workers` writers. SQLite wants one (it has one writer anyway);
-    /// PostgreSQL gains from a few committing in parallel.
-    pub fn spawn(store: Store, workers: usize) -> Self {
+    /// Starts `workers` writers under `supervisor`. SQLite wants one (it has
+    /// one writer anyway); PostgreSQL gains from a few committing in parallel.
+    pub fn start(store: Store, workers: usize, supervisor: &mut Supervisor) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let queue = Arc::new(Mutex::new(queue));
         for _ in 0..workers.max(1) {
-            tokio::spawn(write_batches(store.clone(), queue.clone()));
+            let (store, queue) = (store.clone(), queue.clone());
+            supervisor.spawn("batch writer", |token| write_batches(store, queue, token));
         }
         Self { jobs }
     }
@@ -51,12 +56,25 @@ impl InsertBatcher {
     }
 }
 
-/// One writer: take what is queued, commit it, answer everyone, repeat.
-async fn write_batches(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
+/// One writer: take what is queued, commit it, answer everyone, repeat. Once
+/// `stop` is cancelled it keeps going only while jobs are queued, so every
+/// submission accepted before shutdown is committed (or refused) and answered.
+async fn write_batches(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>, stop: CancellationToken) {
     loop {
         let batch = {
             let mut queue = queue.lock().await;
-            let Some(first) = queue.recv().await else { return };
+            let first = tokio::select! {
+                // Queued work first, so a cancelled writer still drains.
+                biased;
+                job = queue.recv() => match job {
+                    Some(job) => job,
+                    None => return,
+                },
+                () = stop.cancelled() => match queue.try_recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                },
+            };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match queue.try_recv() {
@@ -152,7 +170,8 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("batch.db").display());
         let store = Store::connect(&url).await.unwrap();
         store.migrate().await.unwrap();
-        let batcher = InsertBatcher::spawn(store.clone(), 1);
+        let mut supervisor = Supervisor::new(crate::metrics::Metrics::default().task_exits());
+        let batcher = InsertBatcher::start(store.clone(), 1, &mut supervisor);
         assert!(batcher.insert(submission(0)).await.unwrap().is_some());
 
         // A closed pool is the quickest "database away" there is.

@@ -1,0 +1,95 @@
+//! The use cases on comments: submit, moderate, delete. Routes call these
+//! after translating HTTP into typed values, and turn the outcome back into
+//! HTTP; the CLI and the importers call them too. Each function owns the order
+//! of its steps (limit → decide the status → store → invalidate caches →
+//! count → log), so the v2 features (moderation rules, the spam filter, the
+//! notification outbox) each have one place to join.
+//!
+//! Nothing here knows about HTTP: outcomes are [`CommentError`], which the
+//! HTTP layer maps onto statuses (`error.rs`).
+
+use std::net::IpAddr;
+
+use crate::domain::{Comment, CommentId, NewComment, Status};
+use crate::state::AppState;
+use crate::store::StoreError;
+
+/// Why a use case did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum CommentError {
+    /// The client submitted more than its limit allows.
+    #[error("too many submissions; try again in {retry_after_secs} seconds")]
+    RateLimited { retry_after_secs: u64 },
+    /// A reply must answer an approved comment of its own thread.
+    #[error("must be an approved comment on the same page")]
+    ParentNotApproved,
+    /// No comment has this id (it never existed, or was deleted).
+    #[error("no comment with id {0}")]
+    NotFound(CommentId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A reader submits a validated comment from `client`. Returns the stored
+/// comment with the status it was given.
+pub async fn submit(state: &AppState, client: IpAddr, comment: NewComment) -> Result<Comment, CommentError> {
+    // Limited after validation (the caller parsed already): a reader fixing a
+    // typo is not punished, while every submission that would be stored counts.
+    if let Err(retry_after_secs) = state.submissions.check(client) {
+        state.metrics.rate_limited("submit");
+        return Err(CommentError::RateLimited { retry_after_secs });
+    }
+    let status = initial_status(&comment);
+    let stored = state
+        .inserts
+        .insert(comment)
+        .await?
+        .ok_or(CommentError::ParentNotApproved)?;
+    if stored.status == Status::Approved {
+        state.threads.invalidate(&stored.uri);
+    }
+    state.metrics.comment_submitted();
+    tracing::info!(id = stored.id, uri = %stored.uri, status = %stored.status, "comment submitted");
+    Ok(stored)
+}
+
+/// The status a new comment starts with. Pre-moderation: every comment waits
+/// for a moderator. The moderation rules and the spam filter decide here.
+fn initial_status(_comment: &NewComment) -> Status {
+    Status::Pending
+}
+
+/// A moderator (`moderated_by`: a token's name, later `email:…` or
+/// `auto:<rule>`) sets a comment's status. Repeating an action is harmless and
+/// changes nothing, not even who is recorded as having moderated.
+pub async fn moderate(
+    state: &AppState,
+    id: CommentId,
+    status: Status,
+    moderated_by: &str,
+) -> Result<Comment, CommentError> {
+    let moderated = state
+        .store
+        .set_status(id, status, moderated_by)
+        .await?
+        .ok_or(CommentError::NotFound(id))?;
+    if moderated.changed {
+        // Before answering: the very next public read must show the change.
+        state.threads.invalidate(&moderated.comment.uri);
+        state.metrics.comment_moderated(status);
+        tracing::info!(id, status = %status, moderator = %moderated_by, "comment moderated");
+    }
+    Ok(moderated.comment)
+}
+
+/// A moderator deletes a comment for good; its replies stay, now top-level.
+pub async fn delete(state: &AppState, id: CommentId, moderated_by: &str) -> Result<(), CommentError> {
+    let uri = state
+        .store
+        .delete_comment(id)
+        .await?
+        .ok_or(CommentError::NotFound(id))?;
+    state.threads.invalidate(&uri);
+    tracing::info!(id, moderator = %moderated_by, "comment deleted");
+    Ok(())
+}

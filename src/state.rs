@@ -1,0 +1,92 @@
+//! What every request handler and use case shares, and how it is assembled
+//! from the configuration. Its own module so that `startup` (which runs the
+//! app) and `routes` (which serve it) both depend on it without depending on
+//! each other.
+
+use anyhow::Context;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::rate_limit::{ClientResolver, SubmissionLimiter};
+use crate::store::{InsertBatcher, Store};
+use crate::tasks::Supervisor;
+use crate::thread_cache::ThreadCache;
+
+/// What every request handler shares.
+pub struct AppState {
+    pub store: Store,
+    /// Submissions go through here: many commit as one.
+    pub inserts: InsertBatcher,
+    pub auth: Authenticator,
+    pub submissions: SubmissionLimiter,
+    pub clients: ClientResolver,
+    pub metrics: Metrics,
+    pub threads: ThreadCache,
+    /// CORS origins of the public API; empty means any.
+    pub allowed_origins: Vec<String>,
+}
+
+impl AppState {
+    /// Assembles the state over an opened, migrated store. `metrics` is made
+    /// by the caller because the supervisor reports into it before the state
+    /// exists; the batch writers are started under `supervisor`.
+    pub fn build(
+        config: &Config,
+        store: Store,
+        metrics: Metrics,
+        supervisor: &mut Supervisor,
+    ) -> anyhow::Result<Self> {
+        let allowed_origins = validate_origins(&config.origins())?;
+        // SQLite has one writer and one instance per file. On PostgreSQL
+        // other instances may change threads, so its cache waits until the
+        // change listener is up.
+        let (writers, cache_ready_at_once) = match &store {
+            Store::Sqlite(_) => (1, true),
+            // Two: one commits while the other gathers; more split the queue
+            // into batches too small to share a commit.
+            Store::Postgres(_) => (2, false),
+        };
+        Ok(Self {
+            threads: ThreadCache::new(config.thread_cache_bytes, cache_ready_at_once),
+            auth: Authenticator::new(store.clone(), config.admin_token.as_ref()),
+            inserts: InsertBatcher::start(store.clone(), writers, supervisor),
+            store,
+            submissions: SubmissionLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst),
+            clients: ClientResolver::new(config.trusted_networks()),
+            metrics,
+            allowed_origins,
+        })
+    }
+}
+
+/// Each allowed origin must be exactly `scheme://host[:port]`, as browsers send it.
+fn validate_origins(origins: &[String]) -> anyhow::Result<Vec<String>> {
+    origins
+        .iter()
+        .map(|origin| {
+            let parsed =
+                url::Url::parse(origin).with_context(|| format!("allowed origin `{origin}` is not a URL"))?;
+            let serialized = parsed.origin().ascii_serialization();
+            if serialized != *origin {
+                anyhow::bail!(
+                    "allowed origin `{origin}` must look like `{serialized}` (scheme, host and port only)"
+                );
+            }
+            Ok(serialized)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_origins;
+
+    #[test]
+    fn origins_must_be_scheme_host_and_port_only() {
+        assert!(validate_origins(&["https://blog.example.com".into()]).is_ok());
+        assert!(validate_origins(&["http://localhost:8080".into()]).is_ok());
+        assert!(validate_origins(&["https://blog.example.com/posts".into()]).is_err());
+        assert!(validate_origins(&["blog.example.com".into()]).is_err());
+    }
+}

@@ -10,6 +10,10 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 use secrecy::SecretString;
 
+/// Largest accepted request body (the contract's 128 KiB; `openapi.yaml`).
+/// A fixed limit, not an option: a comment is at most 10,000 characters.
+pub const MAX_BODY_BYTES: usize = 128 * 1024;
+
 /// The SQLite file used when no database URL is configured, relative to the
 /// working directory (the Docker image sets `/data/marginalia.db`).
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://marginalia.db";
@@ -75,8 +79,8 @@ impl DatabaseArgs {
     }
 }
 
-/// Everything `serve` needs. Tests build one with [`Config::for_tests`]-style
-/// struct updates rather than through the command line.
+/// Everything `serve` needs. Tests build one as a struct literal (see
+/// `tests/api/helpers.rs`) rather than through the command line.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Listen address.

@@ -109,18 +109,6 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<crate::comments::CommentError> for ApiError {
-    fn from(error: crate::comments::CommentError) -> Self {
-        use crate::comments::CommentError;
-        match error {
-            CommentError::RateLimited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
-            CommentError::ParentNotApproved => ApiError::field("parent_id", error.to_string()),
-            CommentError::NotFound(_) => ApiError::NotFound(error.to_string()),
-            CommentError::Store(error) => error.into(),
-        }
-    }
-}
-
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'static str,
@@ -192,7 +180,7 @@ pub async fn handle_rejection(rejection: warp::Rejection) -> Result<Response, In
         ApiError::MethodNotAllowed { allow: "GET, POST" }
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         ApiError::PayloadTooLarge {
-            limit: crate::routes::filters::MAX_BODY_BYTES,
+            limit: crate::config::MAX_BODY_BYTES,
         }
     } else if rejection.find::<warp::reject::UnsupportedMediaType>().is_some() {
         ApiError::UnsupportedMediaType

@@ -17,12 +17,10 @@ use warp::http::header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE, IF_NONE_MATCH};
 use warp::http::{HeaderMap, HeaderValue};
 
 use crate::auth::{CSRF_HEADER, Credentials, Moderator, SESSION_COOKIE, cookie_value};
+use crate::config::MAX_BODY_BYTES;
 use crate::error::ApiError;
 use crate::server::ClientAddr;
 use crate::state::AppState;
-
-/// Largest accepted request body (API.md: 128 KiB).
-pub const MAX_BODY_BYTES: usize = 128 * 1024;
 
 pub fn with_state(
     state: Arc<AppState>,

@@ -24,6 +24,7 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::{Filter, log::Info};
 
+use crate::comments::CommentError;
 use crate::error::{ApiError, handle_rejection};
 use crate::state::AppState;
 
@@ -63,6 +64,19 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .with(log)
         .map(Reply::into_response)
         .boxed()
+}
+
+/// Use-case outcomes as HTTP answers. Here, not in `error`, because the use
+/// cases sit below the HTTP layer and `error` must not depend on them.
+impl From<CommentError> for ApiError {
+    fn from(error: CommentError) -> Self {
+        match error {
+            CommentError::RateLimited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
+            CommentError::ParentNotApproved => ApiError::field("parent_id", error.to_string()),
+            CommentError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            CommentError::Store(error) => error.into(),
+        }
+    }
 }
 
 /// A 405 for a path that exists but not with this method. Put last in a

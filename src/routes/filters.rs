@@ -18,11 +18,8 @@ use warp::http::{HeaderMap, HeaderValue};
 
 use crate::auth::{CSRF_HEADER, Credentials, Moderator, SESSION_COOKIE, cookie_value};
 use crate::error::ApiError;
-use crate::server::ClientAddr;
+use crate::server::{ClientAddr, MAX_BODY_BYTES};
 use crate::startup::AppState;
-
-/// Largest accepted request body (API.md: 128 KiB).
-pub const MAX_BODY_BYTES: usize = 128 * 1024;
 
 pub fn with_state(
     state: Arc<AppState>,

@@ -361,12 +361,16 @@ fn http2_header_list_size<B>(request: &Request<B>) -> usize {
 /// length the body would have had), no body.
 fn drop_body<B: Body + Default>(response: &mut http::Response<B>) {
     let status = response.status();
-    let may_have_body =
-        !(status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED);
-    if may_have_body && !response.headers().contains_key(CONTENT_LENGTH) {
-        if let Some(length) = response.body().size_hint().exact() {
-            response.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(length));
-        }
+    let may_have_body = !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED);
+    if may_have_body
+        && !response.headers().contains_key(CONTENT_LENGTH)
+        && let Some(length) = response.body().size_hint().exact()
+    {
+        response
+            .headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(length));
     }
     *response.body_mut() = Default::default();
 }
@@ -433,7 +437,7 @@ impl Drop for InFlight {
 }
 
 /// A response body that keeps its request counted as in flight.
-pub struct TrackedBody<B> {
+struct TrackedBody<B> {
     body: B,
     _in_flight: InFlight,
 }
@@ -567,10 +571,10 @@ impl AsyncWrite for ConnectionIo {
         let this = self.get_mut();
         ready!(this.poll_pending(cx))?;
         let mut non_empty = bufs.iter().filter(|buf| !buf.is_empty());
-        if let (Some(first), None) = (non_empty.next(), non_empty.next()) {
-            if this.is_hypers_head_too_large(first) {
-                return this.replace_head_too_large(cx, first.len());
-            }
+        if let (Some(first), None) = (non_empty.next(), non_empty.next())
+            && this.is_hypers_head_too_large(first)
+        {
+            return this.replace_head_too_large(cx, first.len());
         }
         Pin::new(&mut this.stream).poll_write_vectored(cx, bufs)
     }

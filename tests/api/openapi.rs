@@ -162,9 +162,7 @@ fn status_of_constant(name: &str) -> Option<u16> {
         StatusCode::from_u16(*code)
             .ok()
             .and_then(|status| status.canonical_reason())
-            .is_some_and(|reason| {
-                reason.to_uppercase().replace([' ', '-'], "_").replace('\'', "") == name
-            })
+            .is_some_and(|reason| reason.to_uppercase().replace([' ', '-'], "_").replace('\'', "") == name)
     })
 }
 
@@ -183,7 +181,11 @@ fn every_status_and_code_the_error_type_answers_is_documented() {
     let statuses: BTreeSet<&str> = ERROR_SOURCE
         .split("StatusCode::")
         .skip(1)
-        .map(|rest| rest.split(|c: char| !(c.is_ascii_uppercase() || c == '_')).next().unwrap())
+        .map(|rest| {
+            rest.split(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+                .next()
+                .unwrap()
+        })
         .collect();
     assert!(statuses.len() >= 12, "{statuses:?}");
     for name in statuses {

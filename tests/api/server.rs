@@ -141,10 +141,17 @@ fn assert_header_fields_too_large(answer: &[u8]) {
     assert!(head.contains("\r\ncontent-type: application/json"), "{head}");
     assert!(head.contains("\r\nconnection: close"), "{head}");
     assert!(head.contains("\r\ncache-control: no-store"), "{head}");
-    assert!(head.contains(&format!("\r\ncontent-length: {}", body.len())), "{head}");
+    assert!(
+        head.contains(&format!("\r\ncontent-length: {}", body.len())),
+        "{head}"
+    );
     let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
     assert_eq!(body["error"], "request_header_fields_too_large", "{body}");
-    assert!(body["message"].as_str().is_some_and(|message| !message.is_empty()));
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|message| !message.is_empty())
+    );
 }
 
 /// Sends a GET of `/healthz` with `count` headers of `size` bytes each and
@@ -305,7 +312,8 @@ async fn health_answers_within(app: &TestApp, limit: Duration) {
 }
 
 /// An HTTP/2 connection preface followed by an empty SETTINGS frame.
-const HTTP2_PREFACE_AND_SETTINGS: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+const HTTP2_PREFACE_AND_SETTINGS: &[u8] =
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
 #[tokio::test]
 async fn connections_that_send_one_byte_cannot_hold_the_connection_cap() {
@@ -419,7 +427,12 @@ mod h2 {
     pub async fn get(address: std::net::SocketAddr, path: &str, extra: &[(&str, &str)]) -> TcpStream {
         let mut stream = TcpStream::connect(address).await.unwrap();
         stream.write_all(super::HTTP2_PREFACE_AND_SETTINGS).await.unwrap();
-        let mut fields = vec![(":method", "GET"), (":scheme", "http"), (":path", path), (":authority", "x")];
+        let mut fields = vec![
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", path),
+            (":authority", "x"),
+        ];
         fields.extend_from_slice(extra);
         let block = header_block(&fields);
         let mut chunks = block.chunks(MAX_FRAME).peekable();
@@ -499,7 +512,10 @@ async fn oversized_http2_headers_get_431_with_the_json_error() {
     let app = spawn_app(Backend::Sqlite).await;
     let filler = "c".repeat(2048);
     let names: Vec<String> = (0..20).map(|n| format!("x-filler-{n}")).collect();
-    let fields: Vec<(&str, &str)> = names.iter().map(|name| (name.as_str(), filler.as_str())).collect();
+    let fields: Vec<(&str, &str)> = names
+        .iter()
+        .map(|name| (name.as_str(), filler.as_str()))
+        .collect();
     let mut stream = h2::get(app.address, "/healthz", &fields).await;
     let (headers, body) = h2::response(&mut stream).await;
     // HPACK's static table has no `:status: 431`, so the value is a string:
@@ -508,7 +524,9 @@ async fn oversized_http2_headers_get_431_with_the_json_error() {
     let plain = [0x03, b'4', b'3', b'1'];
     let huffman = [0x83, 0x69, 0x90, 0xff];
     assert!(
-        headers.windows(4).any(|window| window == plain || window == huffman),
+        headers
+            .windows(4)
+            .any(|window| window == plain || window == huffman),
         "{headers:?}"
     );
     let body: serde_json::Value = serde_json::from_slice(&body).expect("a JSON body");
@@ -563,23 +581,41 @@ async fn head_answers_like_get_without_a_body_wherever_get_is_answered() {
         let answer = exchange(&app, &requests).await;
         let (head_answer, rest) = answer.split_once("\r\n\r\n").expect("a HEAD answer");
         let (get_answer, get_body) = rest.split_once("\r\n\r\n").expect("a GET answer");
-        assert!(get_answer.starts_with("HTTP/1.1 "), "{path}: a body followed the HEAD answer: {rest:?}");
+        assert!(
+            get_answer.starts_with("HTTP/1.1 "),
+            "{path}: a body followed the HEAD answer: {rest:?}"
+        );
         assert_eq!(
             head_answer.lines().next(),
             get_answer.lines().next(),
             "{path}: HEAD and GET statuses"
         );
         for name in ["content-type", "cache-control", "etag", "x-content-type-options"] {
-            assert_eq!(header_value(head_answer, name), header_value(get_answer, name), "{path}: {name}");
+            assert_eq!(
+                header_value(head_answer, name),
+                header_value(get_answer, name),
+                "{path}: {name}"
+            );
         }
         let get_length = get_body.len().to_string();
-        assert_eq!(header_value(head_answer, "content-length"), Some(get_length.as_str()), "{path}");
+        assert_eq!(
+            header_value(head_answer, "content-length"),
+            Some(get_length.as_str()),
+            "{path}"
+        );
     }
     // /metrics counts requests, so its body changes between calls.
-    let metrics = exchange(&app, "HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let metrics = exchange(
+        &app,
+        "HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     let (head, body) = metrics.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(header_value(head, "content-type").is_some_and(|value| value.starts_with("application/openmetrics-text")));
+    assert!(
+        header_value(head, "content-type")
+            .is_some_and(|value| value.starts_with("application/openmetrics-text"))
+    );
     assert_eq!(body, "");
 }
 

@@ -208,7 +208,7 @@ pub async fn serve<F>(
                             connection.as_mut().graceful_shutdown();
                         }
                     }
-                    // A request started or ended: the deadline moved.
+                    // The last request in flight ended: the deadline moved.
                     () = activity.changed.notified() => {}
                     () = sleep_until_some(idle_deadline), if drop_at.is_none() => {
                         if activity.idle_deadline(header_read_timeout).is_none_or(|at| at > Instant::now()) {

@@ -41,6 +41,11 @@ pub enum ApiError {
     /// answered in time; its connection is closed with the answer.
     #[error("the request was not completed within {seconds} seconds")]
     RequestTimeout { seconds: u64 },
+    /// 431 `request_header_fields_too_large`: the request head is over the
+    /// server's limits (`crate::server::MAX_REQUEST_HEAD_BYTES`); on HTTP/1
+    /// the connection is closed with the answer.
+    #[error("the request's header fields exceed {max_bytes} bytes in total or {max_fields} fields")]
+    RequestHeaderFieldsTooLarge { max_bytes: usize, max_fields: usize },
     /// 415 `unsupported_media_type`.
     #[error("send application/json or application/x-www-form-urlencoded")]
     UnsupportedMediaType,
@@ -73,6 +78,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::RequestHeaderFieldsTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -81,7 +87,7 @@ impl ApiError {
         }
     }
 
-    /// The stable machine-readable code of API.md.
+    /// The stable machine-readable code (openapi.yaml, `Error`).
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
@@ -91,6 +97,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::RequestTimeout { .. } => "request_timeout",
+            ApiError::RequestHeaderFieldsTooLarge { .. } => "request_header_fields_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation(_) => "validation",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -117,6 +124,22 @@ struct ErrorBody<'a> {
     fields: Option<&'a FieldErrors>,
 }
 
+impl ApiError {
+    /// The JSON error body: `{"error", "message"[, "fields"]}`.
+    pub fn json_body(&self) -> String {
+        let fields = match self {
+            ApiError::Validation(fields) => Some(fields),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: self.code(),
+            message: self.to_string(),
+            fields,
+        };
+        serde_json::to_string(&body).expect("the error body serializes")
+    }
+}
+
 impl Reply for ApiError {
     fn into_response(self) -> Response {
         match &self {
@@ -127,16 +150,8 @@ impl Reply for ApiError {
             }
             _ => {}
         }
-        let fields = match &self {
-            ApiError::Validation(fields) => Some(fields),
-            _ => None,
-        };
-        let body = ErrorBody {
-            error: self.code(),
-            message: self.to_string(),
-            fields,
-        };
-        let mut response = warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
+        let json = warp::reply::with_header(self.json_body(), header::CONTENT_TYPE, "application/json");
+        let mut response = warp::reply::with_status(json, self.status()).into_response();
         let headers = response.headers_mut();
         match &self {
             ApiError::Unauthorized => {
@@ -177,7 +192,9 @@ pub async fn handle_rejection(rejection: warp::Rejection) -> Result<Response, In
     let error = if rejection.is_not_found() {
         ApiError::NotFound("no such route".into())
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        ApiError::MethodNotAllowed { allow: "GET, POST" }
+        ApiError::MethodNotAllowed {
+            allow: "GET, HEAD, POST",
+        }
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         ApiError::PayloadTooLarge {
             limit: crate::config::MAX_BODY_BYTES,

@@ -35,7 +35,7 @@ pub const MAX_LIST_LIMIT: u32 = 1000;
 
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let list = warp::path!("api" / "admin" / "comments")
-        .and(list(state.clone()).or(method_not_allowed("GET")).unify());
+        .and(list(state.clone()).or(method_not_allowed("GET, HEAD")).unify());
     let one = one_comment(state.clone());
     let stats = warp::path!("api" / "admin" / "stats").and(
         warp::get()
@@ -43,7 +43,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
             .and(moderator(state.clone()))
             .then(comment_stats)
             .map(respond)
-            .or(method_not_allowed("GET"))
+            .or(method_not_allowed("GET, HEAD"))
             .unify(),
     );
     let session = warp::path!("api" / "admin" / "session").and(
@@ -52,7 +52,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
             .unify()
             .or(end_session(state.clone()))
             .unify()
-            .or(method_not_allowed("GET, POST, DELETE"))
+            .or(method_not_allowed("GET, HEAD, POST, DELETE"))
             .unify(),
     );
     let approve = action(state.clone(), "approve", Status::Approved);
@@ -177,7 +177,7 @@ fn one_comment(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     get.or(delete)
         .unify()
         .or(path
-            .and(method_not_allowed("GET, DELETE"))
+            .and(method_not_allowed("GET, HEAD, DELETE"))
             .map(|_id, response| response))
         .unify()
         .boxed()

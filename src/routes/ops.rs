@@ -17,7 +17,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let healthz = warp::path!("healthz").and(
         warp::get()
             .map(|| json_response(&json!({"status": "ok"}), StatusCode::OK))
-            .or(method_not_allowed("GET"))
+            .or(method_not_allowed("GET, HEAD"))
             .unify(),
     );
     let readyz = warp::path!("readyz").and(
@@ -25,14 +25,14 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
             .and(with_state(state.clone()))
             .then(readiness)
             .map(respond)
-            .or(method_not_allowed("GET"))
+            .or(method_not_allowed("GET, HEAD"))
             .unify(),
     );
     let metrics = warp::path!("metrics").and(
         warp::get()
             .and(with_state(state))
             .then(render_metrics)
-            .or(method_not_allowed("GET"))
+            .or(method_not_allowed("GET, HEAD"))
             .unify(),
     );
     healthz.or(readyz).unify().or(metrics).unify().boxed()

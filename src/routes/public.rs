@@ -43,10 +43,10 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let comments = submit(state.clone())
         .or(thread(state.clone()))
         .unify()
-        .or(method_not_allowed("GET, POST"))
+        .or(method_not_allowed("GET, HEAD, POST"))
         .unify()
         .boxed();
-    let counts = counts(state).or(method_not_allowed("GET")).unify().boxed();
+    let counts = counts(state).or(method_not_allowed("GET, HEAD")).unify().boxed();
     let comments = warp::path!("api" / "comments").and(with_cors(comments, cors.clone()));
     let counts = warp::path!("api" / "counts").and(with_cors(counts, cors));
     comments.or(counts).unify().boxed()

@@ -27,15 +27,15 @@ async fn a_wrong_method_is_a_405_naming_the_allowed_ones() {
     for_each_backend(|backend| async move {
         let app = spawn_app(backend).await;
         let cases = [
-            (Method::PUT, "/api/comments", "GET, POST"),
-            (Method::DELETE, "/api/comments", "GET, POST"),
-            (Method::POST, "/api/counts", "GET"),
-            (Method::POST, "/api/admin/comments", "GET"),
+            (Method::PUT, "/api/comments", "GET, HEAD, POST"),
+            (Method::DELETE, "/api/comments", "GET, HEAD, POST"),
+            (Method::POST, "/api/counts", "GET, HEAD"),
+            (Method::POST, "/api/admin/comments", "GET, HEAD"),
             (Method::GET, "/api/admin/comments/1/approve", "POST"),
-            (Method::PUT, "/api/admin/comments/1", "GET, DELETE"),
-            (Method::POST, "/healthz", "GET"),
-            (Method::POST, "/readyz", "GET"),
-            (Method::DELETE, "/metrics", "GET"),
+            (Method::PUT, "/api/admin/comments/1", "GET, HEAD, DELETE"),
+            (Method::POST, "/healthz", "GET, HEAD"),
+            (Method::POST, "/readyz", "GET, HEAD"),
+            (Method::DELETE, "/metrics", "GET, HEAD"),
         ];
         for (method, path, allow) in cases {
             let response = app

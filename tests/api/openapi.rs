@@ -11,18 +11,18 @@ use crate::helpers::*;
 /// Every path the server routes, with the methods it answers (its `Allow`).
 /// A new route goes here and into openapi.yaml, or this test fails.
 const ROUTES: &[(&str, &str)] = &[
-    ("/api/comments", "GET, POST"),
-    ("/api/counts", "GET"),
-    ("/api/admin/comments", "GET"),
-    ("/api/admin/comments/{id}", "GET, DELETE"),
+    ("/api/comments", "GET, HEAD, POST"),
+    ("/api/counts", "GET, HEAD"),
+    ("/api/admin/comments", "GET, HEAD"),
+    ("/api/admin/comments/{id}", "GET, HEAD, DELETE"),
     ("/api/admin/comments/{id}/approve", "POST"),
     ("/api/admin/comments/{id}/reject", "POST"),
     ("/api/admin/comments/{id}/spam", "POST"),
-    ("/api/admin/stats", "GET"),
-    ("/api/admin/session", "GET, POST, DELETE"),
-    ("/healthz", "GET"),
-    ("/readyz", "GET"),
-    ("/metrics", "GET"),
+    ("/api/admin/stats", "GET, HEAD"),
+    ("/api/admin/session", "GET, HEAD, POST, DELETE"),
+    ("/healthz", "GET, HEAD"),
+    ("/readyz", "GET, HEAD"),
+    ("/metrics", "GET, HEAD"),
     ("/embed.js", "GET, HEAD"),
     ("/admin", "GET, HEAD"),
     ("/admin/admin.js", "GET, HEAD"),
@@ -149,4 +149,72 @@ fn every_reference_resolves() {
         }
     }
     assert!(count > 50, "{count} references");
+}
+
+/// The source of the error type: what it can answer is read from it, so a
+/// new variant's status or code cannot be left out of the description.
+const ERROR_SOURCE: &str = include_str!("../../src/error.rs");
+
+/// The numeric status of an `http::StatusCode` constant's name.
+fn status_of_constant(name: &str) -> Option<u16> {
+    // The constants are named after the reason phrases.
+    (100..600).find(|code| {
+        StatusCode::from_u16(*code)
+            .ok()
+            .and_then(|status| status.canonical_reason())
+            .is_some_and(|reason| reason.to_uppercase().replace([' ', '-'], "_").replace('\'', "") == name)
+    })
+}
+
+#[test]
+fn every_status_and_code_the_error_type_answers_is_documented() {
+    let spec = spec();
+    let mut documented = BTreeSet::new();
+    for operations in spec["paths"].as_object().unwrap().values() {
+        for (method, operation) in operations.as_object().unwrap() {
+            if method == "parameters" {
+                continue;
+            }
+            documented.extend(operation["responses"].as_object().unwrap().keys().cloned());
+        }
+    }
+    let statuses: BTreeSet<&str> = ERROR_SOURCE
+        .split("StatusCode::")
+        .skip(1)
+        .map(|rest| {
+            rest.split(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert!(statuses.len() >= 12, "{statuses:?}");
+    for name in statuses {
+        let code = status_of_constant(name).unwrap_or_else(|| panic!("StatusCode::{name} is not a status"));
+        assert!(
+            documented.contains(&code.to_string()),
+            "src/error.rs answers {code} ({name}); no operation in openapi.yaml documents it"
+        );
+    }
+
+    // The codes are the string literals of `ApiError::code`.
+    let code_fn = ERROR_SOURCE
+        .split("pub fn code(&self)")
+        .nth(1)
+        .and_then(|rest| rest.split("\n    }\n").next())
+        .expect("ApiError::code in src/error.rs");
+    let codes: Vec<&str> = code_fn
+        .split("=> \"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap())
+        .collect();
+    assert!(codes.len() >= 12, "{codes:?}");
+    let enumerated = spec["components"]["schemas"]["Error"]["properties"]["error"]["enum"]
+        .as_array()
+        .expect("the Error schema enumerates its codes");
+    for code in codes {
+        assert!(
+            enumerated.iter().any(|value| value == code),
+            "src/error.rs answers `{code}`; the Error schema in openapi.yaml does not list it"
+        );
+    }
 }

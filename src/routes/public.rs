@@ -206,7 +206,7 @@ async fn submit_comment(
     }
     let stored = state
         .inserts
-        .insert(new_comment)
+        .insert(new_comment, Status::Pending)
         .await?
         .ok_or_else(|| ApiError::field("parent_id", "must be an approved comment on the same page"))?;
     state.metrics.comment_submitted();

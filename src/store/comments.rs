@@ -79,6 +79,8 @@ impl Store {
                 sql.push(concat!(" RETURNING ", comment_columns!()));
                 sql.build_query_as::<Comment>().fetch_all(&mut *connection).await?
             };
+            // Sorted: concurrent batches then bump their threads' versions
+            // in the same order, and cannot deadlock on each other's rows.
             let published: BTreeSet<&str> = rows
                 .iter()
                 .filter(|row| row.status == Status::Approved)

@@ -7,16 +7,17 @@
 //! # One text per statement
 //!
 //! A statement both backends can run is written once, in the module of its
-//! subject ([`comments`](self::comments), [`moderators`](self::moderators)):
-//! sqlx's SQLite driver takes PostgreSQL's numbered `$N` parameters (reused, in
-//! any order), and both speak `RETURNING`, `ON CONFLICT` and bind and read
-//! `OffsetDateTime` (checked by `dialect_facts` below). The backend files
-//! ([`sqlite`](self::sqlite), [`postgres`](self::postgres)) keep only what truly
-//! differs: connect options and pragmas, migrations, error classification, the
-//! transaction wrapper, list parameters (`json_each` against `ANY`), `COPY`,
-//! and `LISTEN/NOTIFY` with the thread versions it goes with.
+//! subject (`store/comments.rs`, `store/moderators.rs`): sqlx's SQLite driver
+//! takes PostgreSQL's numbered `$N` parameters (reused, in any order), and
+//! both speak `RETURNING` and `ON CONFLICT` and bind and read
+//! `OffsetDateTime` (the tests at the end of this file check all of it). The
+//! backend files (`store/sqlite.rs`, `store/postgres.rs`) keep only what truly
+//! differs: connect options and pragmas, migrations, error codes, the
+//! transaction wrapper, list parameters (`json_each` against `ANY`), bulk
+//! import (`COPY` on PostgreSQL), and `LISTEN/NOTIFY` with the thread versions
+//! it goes with (the `announce_thread_change` hook, a no-op on SQLite).
 //!
-//! Why macros ([`on_pool!`], [`in_transaction!`]) rather than functions
+//! Why macros (`on_pool!`, `in_transaction!`) rather than functions
 //! generic over `sqlx::Database`: a generic statement needs an `Encode + Type`
 //! bound per bound type, a `FromRow` bound per row type and an `Executor`
 //! bound with lifetimes, which say nothing a reader wants to know. The macros

@@ -4,7 +4,9 @@
 //! The /admin page trades a token for a session: an HttpOnly, SameSite=Strict
 //! cookie (no script can read it) plus a CSRF token the page must send back in
 //! a header on every call. Sessions live in the database, so they work across
-//! several instances, and end when their token is revoked.
+//! several instances. Each is bound to the hash of the exact token that
+//! started it, not to a name: it ends when that token is revoked, or, for
+//! `MARGINALIA_ADMIN_TOKEN`, when the variable is changed or unset.
 //!
 //! Tokens are 256 random bits. Only a SHA-256 of each is stored: a slow
 //! password hash buys nothing for secrets this long, and a fast hash keeps
@@ -27,7 +29,8 @@ use crate::error::ApiError;
 use crate::rate_limit::client_key;
 use crate::store::{Store, TokenInsertError};
 
-/// The name the `MARGINALIA_ADMIN_TOKEN` token moderates under.
+/// The name the `MARGINALIA_ADMIN_TOKEN` token moderates under; no stored
+/// token may take it (see [`is_reserved_token_name`]).
 pub const ENV_TOKEN_NAME: &str = "admin";
 /// The name of the token created on first start when none exists.
 pub const FIRST_TOKEN_NAME: &str = "owner";
@@ -84,6 +87,13 @@ pub fn generate_token() -> SecretString {
 /// The stored form of a token: lowercase hex SHA-256.
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// True for a name a stored token may not have: the environment token's, in
+/// any case and with any surrounding blanks, so that `moderated_by` always
+/// tells the two apart.
+pub fn is_reserved_token_name(name: &str) -> bool {
+    name.trim().eq_ignore_ascii_case(ENV_TOKEN_NAME)
 }
 
 /// Creates and stores a named token; returns it (the only time it is visible).
@@ -148,7 +158,13 @@ impl Authenticator {
         let csrf_token = random_secret();
         let expires_at = time::OffsetDateTime::now_utc() + SESSION_LIFETIME;
         self.store
-            .insert_session(&hash_token(&session_id), &moderator.name, &csrf_token, expires_at)
+            .insert_session(
+                &hash_token(&session_id),
+                &moderator.name,
+                &hash_token(token),
+                &csrf_token,
+                expires_at,
+            )
             .await?;
         Ok(NewSession {
             moderator,
@@ -185,7 +201,8 @@ impl Authenticator {
         }
     }
 
-    /// A live session's moderator, as long as the token it came from still exists.
+    /// A live session's moderator, as long as the very token it came from is
+    /// still accepted: stored, or the current environment token.
     async fn session_moderator(
         &self,
         session_id: &str,
@@ -196,14 +213,11 @@ impl Authenticator {
             self.lockout.record_failure(client);
             return Err(ApiError::Unauthorized);
         };
-        let token_still_valid = (record.moderator == ENV_TOKEN_NAME && self.env_token_hash.is_some())
-            || self
-                .store
-                .list_tokens()
-                .await?
-                .iter()
-                .any(|token| token.name == record.moderator);
-        if !token_still_valid {
+        let is_env_token = self
+            .env_token_hash
+            .as_ref()
+            .is_some_and(|env_hash| bool::from(env_hash.as_bytes().ct_eq(record.credential_hash.as_bytes())));
+        if !(record.credential_stored || is_env_token) {
             return Err(ApiError::Unauthorized);
         }
         Ok((
@@ -331,6 +345,16 @@ mod tests {
             hash_token("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn the_environment_token_name_is_reserved_in_any_case() {
+        for name in ["admin", "Admin", " ADMIN "] {
+            assert!(is_reserved_token_name(name), "{name}");
+        }
+        for name in ["admins", "owner", "ad min"] {
+            assert!(!is_reserved_token_name(name), "{name}");
+        }
     }
 
     #[test]

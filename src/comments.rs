@@ -42,7 +42,7 @@ pub async fn submit(state: &AppState, client: IpAddr, comment: NewComment) -> Re
     let status = initial_status(&comment);
     let stored = state
         .inserts
-        .insert(comment)
+        .insert(comment, status)
         .await?
         .ok_or(CommentError::ParentNotApproved)?;
     if stored.status == Status::Approved {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{Store, StoreError};
-use crate::domain::{Comment, NewComment};
+use crate::domain::{Comment, NewComment, Status};
 use crate::tasks::{CancellationToken, Supervisor};
 
 /// The most submissions committed in one transaction.
@@ -22,6 +22,7 @@ const QUEUE_DEPTH: usize = 4096;
 
 struct Job {
     comment: NewComment,
+    status: Status,
     answer: oneshot::Sender<Result<Option<Comment>, StoreError>>,
 }
 
@@ -44,12 +45,18 @@ impl InsertBatcher {
         Self { jobs }
     }
 
-    /// Stores one submission; returns when it is committed (or failed).
-    pub async fn insert(&self, comment: NewComment) -> Result<Option<Comment>, StoreError> {
+    /// Stores one comment with the status the caller decided; returns when it
+    /// is committed (or failed). `None` when its parent is not an approved
+    /// comment of its thread.
+    pub async fn insert(&self, comment: NewComment, status: Status) -> Result<Option<Comment>, StoreError> {
         let (answer, answered) = oneshot::channel();
         let stopped = || StoreError::Unavailable(sqlx::Error::PoolClosed);
         self.jobs
-            .send(Job { comment, answer })
+            .send(Job {
+                comment,
+                status,
+                answer,
+            })
             .await
             .map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
@@ -84,7 +91,8 @@ async fn write_batches(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>, sto
             }
             batch
         };
-        let comments: Vec<&NewComment> = batch.iter().map(|job| &job.comment).collect();
+        let comments: Vec<(&NewComment, Status)> =
+            batch.iter().map(|job| (&job.comment, job.status)).collect();
         let started = std::time::Instant::now();
         let outcome = store.insert_comments(&comments).await;
         tracing::debug!(
@@ -107,7 +115,7 @@ async fn write_batches(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>, sto
             Err(_) if batch.len() > 1 => {
                 let mut jobs = batch.into_iter();
                 while let Some(job) = jobs.next() {
-                    match store.insert_comment(&job.comment).await {
+                    match store.insert_comment(&job.comment, job.status).await {
                         Err(StoreError::Unavailable(error)) => {
                             // Gone mid-retry: the rest would only time out too.
                             fail_all(std::iter::once(job).chain(jobs), error);
@@ -172,12 +180,20 @@ mod tests {
         store.migrate().await.unwrap();
         let mut supervisor = Supervisor::new(crate::metrics::Metrics::default().task_exits());
         let batcher = InsertBatcher::start(store.clone(), 1, &mut supervisor);
-        assert!(batcher.insert(submission(0)).await.unwrap().is_some());
+        assert!(
+            batcher
+                .insert(submission(0), Status::Pending)
+                .await
+                .unwrap()
+                .is_some()
+        );
 
         // A closed pool is the quickest "database away" there is.
         store.close().await;
         let started = Instant::now();
-        let answers = futures_util::future::join_all((1..=64).map(|n| batcher.insert(submission(n)))).await;
+        let answers =
+            futures_util::future::join_all((1..=64).map(|n| batcher.insert(submission(n), Status::Pending)))
+                .await;
         assert!(
             answers
                 .iter()

@@ -1,12 +1,100 @@
 //! Persistence: every SQL statement of the service lives under this module.
 //!
 //! Two backends, both first-class: SQLite (the zero-set-up default, one file)
-//! and PostgreSQL (for several instances behind a load balancer). `sqlx::Any`
-//! cannot carry PostgreSQL's types, so each backend has its own small
-//! implementation and migration folder, and [`Store`] picks one by the URL
-//! scheme. The black-box tests run against both.
+//! and PostgreSQL (for several instances behind a load balancer). [`Store`]
+//! picks one by the URL scheme; the black-box tests run against both.
+//!
+//! # One text per statement
+//!
+//! A statement both backends can run is written once, in the module of its
+//! subject (`store/comments.rs`, `store/moderators.rs`): sqlx's SQLite driver
+//! takes PostgreSQL's numbered `$N` parameters (reused, in any order), and
+//! both speak `RETURNING` and `ON CONFLICT` and bind and read
+//! `OffsetDateTime` (the tests at the end of this file check all of it). The
+//! backend files (`store/sqlite.rs`, `store/postgres.rs`) keep only what truly
+//! differs: connect options and pragmas, migrations, error codes, the
+//! transaction wrapper, list parameters (`json_each` against `ANY`), bulk
+//! import (`COPY` on PostgreSQL), and `LISTEN/NOTIFY` with the thread versions
+//! it goes with (the `announce_thread_change` hook, a no-op on SQLite).
+//!
+//! Why macros (`on_pool!`, `in_transaction!`) rather than functions
+//! generic over `sqlx::Database`: a generic statement needs an `Encode + Type`
+//! bound per bound type, a `FromRow` bound per row type and an `Executor`
+//! bound with lifetimes, which say nothing a reader wants to know. The macros
+//! expand a method's body once per backend instead, with the pool (or the
+//! transaction's connection) of that backend: the body reads as the plain
+//! sqlx call it is, and each expansion is type-checked against its own driver.
+//! `sqlx::Any` was no alternative: it cannot carry PostgreSQL's types.
+
+/// Calls a backend-specific method (one written in each backend file) on
+/// whichever backend is configured.
+macro_rules! on_backend {
+    ($store:expr, $backend:ident => $call:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite($backend) => $call,
+            $crate::store::Store::Postgres($backend) => $call,
+        }
+    };
+}
+
+/// Runs a statement written once on whichever backend is configured: `$body`
+/// is an expression of type `Result<T, sqlx::Error>` in which `$pool` is that
+/// backend's pool; its error is classified the way that backend says.
+///
+/// `on_pool!(self, pool => sqlx::query("…").bind(id).execute(pool).await)`
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite(backend) => {
+                let $pool = &backend.pool;
+                $body.map_err($crate::store::sqlite::classify)
+            }
+            $crate::store::Store::Postgres(backend) => {
+                let $pool = &backend.pool;
+                $body.map_err($crate::store::postgres::classify)
+            }
+        }
+    };
+}
+
+/// Runs statements written once in one transaction of whichever backend is
+/// configured, and commits when `$body` (a `Result<T, sqlx::Error>` that may
+/// use `?`) succeeds. `$connection` is the transaction's connection;
+/// `$backend`, when named, is the backend itself, for its hooks such as
+/// `announce_thread_change`. SQLite begins with `BEGIN` unless `sqlite_begin`
+/// says otherwise.
+///
+/// `in_transaction!(self, |backend, connection| { …; Ok(value) })`
+macro_rules! in_transaction {
+    ($store:expr, |$connection:ident| $body:expr) => {
+        in_transaction!($store, |_backend, $connection| $body)
+    };
+    ($store:expr, |$backend:ident, $connection:ident| $body:expr) => {
+        in_transaction!($store, sqlite_begin: "BEGIN", |$backend, $connection| $body)
+    };
+    ($store:expr, sqlite_begin: $begin:literal, |$backend:ident, $connection:ident| $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite($backend) => {
+                $backend.transaction($begin, async |$connection| $body).await
+            }
+            $crate::store::Store::Postgres($backend) => {
+                $backend.transaction(async |$connection| $body).await
+            }
+        }
+    };
+}
+
+/// The columns of [`Comment`], in one place for every moderator query.
+macro_rules! comment_columns {
+    () => {
+        "id, uri, parent_id, name, email, website, body, body_html, status, created_at, \
+         moderated_at, moderated_by, ip, user_agent"
+    };
+}
 
 mod batch;
+mod comments;
+mod moderators;
 mod postgres;
 mod sqlite;
 
@@ -31,6 +119,26 @@ pub enum StoreError {
     /// Anything else: a broken query, a constraint we did not expect, bad data.
     #[error("database error")]
     Other(#[source] sqlx::Error),
+}
+
+impl StoreError {
+    /// Sorts an error of a backend: unavailable when the connection or the
+    /// pool failed, or when `backend_unavailable` (the backend's own codes)
+    /// says so; otherwise a bug.
+    fn classify(error: sqlx::Error, backend_unavailable: impl Fn(&sqlx::Error) -> bool) -> StoreError {
+        let unavailable = match &error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            other => backend_unavailable(other),
+        };
+        if unavailable {
+            StoreError::Unavailable(error)
+        } else {
+            StoreError::Other(error)
+        }
+    }
 }
 
 /// A page of a thread as the public sees it.
@@ -144,6 +252,12 @@ pub struct SessionRecord {
     pub moderator: String,
     pub csrf_token: String,
     pub expires_at: OffsetDateTime,
+    /// The hash of the token that started the session: the session lives only
+    /// as long as that exact token is accepted.
+    pub credential_hash: String,
+    /// True while a stored token has that hash (false for the environment
+    /// token, which the store does not know, and for a revoked token).
+    pub credential_stored: bool,
 }
 
 /// Why a token could not be stored.
@@ -162,16 +276,6 @@ pub enum Store {
     Postgres(PostgresStore),
 }
 
-/// Calls the same method on whichever backend is configured.
-macro_rules! on_backend {
-    ($store:expr, $backend:ident => $call:expr) => {
-        match $store {
-            Store::Sqlite($backend) => $call,
-            Store::Postgres($backend) => $call,
-        }
-    };
-}
-
 impl Store {
     /// Opens the database named by `url` (`sqlite://…` or `postgres://…`).
     /// SQLite files are created if missing. Does not migrate.
@@ -185,9 +289,18 @@ impl Store {
         }
     }
 
-    /// Applies the embedded migrations of this backend.
+    /// Applies the embedded migrations of this backend. On PostgreSQL sqlx
+    /// takes an advisory lock, so instances starting together migrate once.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        on_backend!(self, store => store.migrate().await)
+        use anyhow::Context;
+        match self {
+            Store::Sqlite(backend) => {
+                (sqlite::MIGRATOR.run(&backend.pool).await).context("applying the SQLite migrations")
+            }
+            Store::Postgres(backend) => {
+                (postgres::MIGRATOR.run(&backend.pool).await).context("applying the PostgreSQL migrations")
+            }
+        }
     }
 
     /// "SQLite at marginalia.db", "PostgreSQL at host:5432/db": for logs, never
@@ -220,123 +333,12 @@ impl Store {
 
     /// Answers when the database does.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_backend!(self, store => store.ping().await)
-    }
-
-    /// Stores a pending comment. `None` when its parent is not an approved
-    /// comment of the same thread (checked in the same statement as the insert,
-    /// so a parent rejected meanwhile cannot slip through). The service goes
-    /// through [`InsertBatcher`] instead, which commits many at once.
-    pub async fn insert_comment(&self, comment: &NewComment) -> Result<Option<Comment>, StoreError> {
-        Ok(self.insert_comments(&[comment]).await?.pop().flatten())
-    }
-
-    /// Stores pending comments in one transaction; one result per comment.
-    pub async fn insert_comments(
-        &self,
-        comments: &[&NewComment],
-    ) -> Result<Vec<Option<Comment>>, StoreError> {
-        on_backend!(self, store => store.insert_comments(comments, now()).await)
-    }
-
-    /// Approved comments of a thread, oldest first, after the cursor.
-    pub async fn approved_thread(
-        &self,
-        uri: &ThreadUri,
-        after: Option<CommentId>,
-        limit: u32,
-    ) -> Result<ThreadPage, StoreError> {
-        on_backend!(self, store => store.approved_thread(uri, after, limit).await)
-    }
-
-    /// Approved comments per uri; uris without any are absent from the map.
-    pub async fn approved_counts(&self, uris: &[ThreadUri]) -> Result<HashMap<String, i64>, StoreError> {
-        on_backend!(self, store => store.approved_counts(uris).await)
-    }
-
-    /// The moderation list: one status, optionally one thread, keyset-paged.
-    pub async fn moderation_list(&self, query: &ModerationQuery) -> Result<ModerationPage, StoreError> {
-        on_backend!(self, store => store.moderation_list(query).await)
-    }
-
-    /// Sets a comment's status and records who did it and when. `None` for an
-    /// unknown id. Repeating an action changes nothing (not even the record of
-    /// who moderated).
-    pub async fn set_status(
-        &self,
-        id: CommentId,
-        status: Status,
-        moderator: &str,
-    ) -> Result<Option<Moderated>, StoreError> {
-        on_backend!(self, store => store.set_status(id, status, moderator, now()).await)
-    }
-
-    /// Deletes a comment for good; its replies stay (their `parent_id` is
-    /// cleared by the foreign key). Returns its thread's uri; `None` for an unknown id.
-    pub async fn delete_comment(&self, id: CommentId) -> Result<Option<String>, StoreError> {
-        on_backend!(self, store => store.delete_comment(id).await)
-    }
-
-    /// How many comments await moderation.
-    pub async fn pending_count(&self) -> Result<i64, StoreError> {
-        on_backend!(self, store => store.pending_count().await)
-    }
-
-    pub async fn insert_token(&self, name: &str, token_hash: &str) -> Result<(), TokenInsertError> {
-        on_backend!(self, store => store.insert_token(name, token_hash, now()).await)
-    }
-
-    pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        on_backend!(self, store => store.list_tokens().await)
-    }
-
-    /// False when no token has that name. The token's browser sessions end with it.
-    pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
-        on_backend!(self, store => store.revoke_token(name).await)
-    }
-
-    /// One comment with everything a moderator sees.
-    pub async fn comment(&self, id: CommentId) -> Result<Option<Comment>, StoreError> {
-        on_backend!(self, store => store.comment(id).await)
-    }
-
-    /// How many comments have each status (statuses without any are absent).
-    pub async fn status_counts(&self) -> Result<HashMap<Status, i64>, StoreError> {
-        let rows = on_backend!(self, store => store.status_counts().await)?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(status, count)| status.parse::<Status>().ok().map(|status| (status, count)))
-            .collect())
-    }
-
-    /// Stores a session and forgets expired ones.
-    pub async fn insert_session(
-        &self,
-        id_hash: &str,
-        moderator: &str,
-        csrf_token: &str,
-        expires_at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        on_backend!(self, store => store.insert_session(id_hash, moderator, csrf_token, now(), expires_at).await)
-    }
-
-    pub async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
-        on_backend!(self, store => store.session(id_hash).await)
-    }
-
-    pub async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        on_backend!(self, store => store.delete_session(id_hash).await)
-    }
-
-    /// Inserts many comments in one transaction (SQLite: one prepared
-    /// statement; PostgreSQL: `COPY`). Returns how many were inserted.
-    pub async fn bulk_import(&self, comments: &[ImportComment]) -> Result<u64, StoreError> {
-        on_backend!(self, store => store.bulk_import(comments).await)
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
     }
 
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
-        on_backend!(self, store => store.close().await)
+        on_backend!(self, store => store.pool.close().await)
     }
 }
 
@@ -362,19 +364,22 @@ fn parent_is_valid(comment: &NewComment, approved_parents: &HashMap<CommentId, S
 /// guaranteed, so rows are matched by content; identical submissions are
 /// interchangeable, so any pairing of them is right.
 fn match_inserted(
-    comments: &[&NewComment],
+    comments: &[(&NewComment, Status)],
     approved_parents: &HashMap<CommentId, String>,
     rows: Vec<Comment>,
 ) -> Vec<Option<Comment>> {
     let mut rows: Vec<Option<Comment>> = rows.into_iter().map(Some).collect();
     comments
         .iter()
-        .map(|comment| {
+        .map(|&(comment, status)| {
             if !parent_is_valid(comment, approved_parents) {
                 return None;
             }
             rows.iter_mut()
-                .find(|row| row.as_ref().is_some_and(|row| row.is_stored_form_of(comment)))
+                .find(|row| {
+                    row.as_ref()
+                        .is_some_and(|row| row.status == status && row.is_stored_form_of(comment))
+                })
                 .and_then(Option::take)
         })
         .collect()
@@ -393,5 +398,91 @@ fn split_page<T>(rows: &mut Vec<T>, limit: u32, id_of: impl Fn(&T) -> CommentId)
         rows.last().map(id_of)
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+    use time::OffsetDateTime;
+
+    /// Runs the statements the shared store code relies on, written once,
+    /// against one connection; `$table` is the test table's definition, in
+    /// that backend's types.
+    macro_rules! check_dialect {
+        ($connection:expr, $table:literal) => {{
+            let connection = $connection;
+            // The same parameter twice, and `$2` before `$1`.
+            let text: String = sqlx::query_scalar("SELECT $2 || $1 || $1")
+                .bind("a")
+                .bind("b")
+                .fetch_one(&mut *connection)
+                .await
+                .unwrap();
+            assert_eq!(text, "baa");
+
+            sqlx::query($table).execute(&mut *connection).await.unwrap();
+            // Not UTC, and with microseconds: both must survive the trip.
+            let at = (OffsetDateTime::now_utc() + time::Duration::hours(2))
+                .to_offset(time::macros::offset!(+2))
+                .replace_microsecond(123_456)
+                .unwrap();
+            for expected in [1_i64, 2] {
+                let (version, stored_at): (i64, OffsetDateTime) = sqlx::query_as(
+                    "INSERT INTO dialect_facts (k, v, at) VALUES ($1, 1, $2) \
+                     ON CONFLICT (k) DO UPDATE SET v = dialect_facts.v + 1 RETURNING v, at",
+                )
+                .bind("key")
+                .bind(at)
+                .fetch_one(&mut *connection)
+                .await
+                .unwrap();
+                assert_eq!(version, expected);
+                assert_eq!(stored_at, at, "the same instant");
+            }
+            // The store binds UTC only (`now()`), which SQLite keeps as text
+            // that sorts in time order: `expires_at < $1` means what it says.
+            let utc = at.to_offset(time::UtcOffset::UTC);
+            sqlx::query("UPDATE dialect_facts SET at = $1 WHERE k = $2")
+                .bind(utc)
+                .bind("key")
+                .execute(&mut *connection)
+                .await
+                .unwrap();
+            let order: (bool, bool) =
+                sqlx::query_as("SELECT at > $1, at < $2 FROM dialect_facts WHERE k = $3")
+                    .bind(utc - time::Duration::microseconds(1))
+                    .bind(utc + time::Duration::seconds(1))
+                    .bind("key")
+                    .fetch_one(&mut *connection)
+                    .await
+                    .unwrap();
+            assert_eq!(order, (true, true), "UTC timestamps compare in time order");
+        }};
+    }
+
+    #[tokio::test]
+    async fn sqlite_runs_the_statements_written_for_both_backends() {
+        let mut connection = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        check_dialect!(
+            &mut connection,
+            "CREATE TABLE dialect_facts (k TEXT PRIMARY KEY, v BIGINT NOT NULL, at TEXT NOT NULL)"
+        );
+    }
+
+    #[tokio::test]
+    async fn postgres_runs_the_statements_written_for_both_backends() {
+        let Some(url) = std::env::var("MARGINALIA_TEST_DATABASE_URL")
+            .ok()
+            .filter(|url| !url.is_empty())
+        else {
+            return;
+        };
+        let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+        check_dialect!(
+            &mut connection,
+            "CREATE TEMPORARY TABLE dialect_facts \
+             (k TEXT PRIMARY KEY, v BIGINT NOT NULL, at TIMESTAMPTZ NOT NULL)"
+        );
     }
 }

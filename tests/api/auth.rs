@@ -305,3 +305,97 @@ async fn one_comment_and_the_status_counts_are_available_to_moderators() {
     })
     .await;
 }
+
+/// GET /api/admin/stats with a session cookie and its CSRF header.
+async fn stats_by_session(app: &TestApp, cookie: &str, csrf: &str) -> reqwest::Response {
+    app.client
+        .get(app.url("/api/admin/stats"))
+        .header("cookie", cookie)
+        .header("x-csrf-token", csrf)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn rotating_the_admin_token_ends_the_sessions_it_started() {
+    for_each_backend(|backend| async move {
+        let mut app = spawn_app(backend).await;
+        let (cookie, csrf) = log_in(&app, ADMIN_TOKEN).await;
+        assert_eq!(
+            stats_by_session(&app, &cookie, &csrf).await.status(),
+            StatusCode::OK
+        );
+
+        const ROTATED: &str = "rotated-admin-token-9876543210";
+        app.config.admin_token = Some(secrecy::SecretString::from(ROTATED));
+        let app = app.restart().await;
+        let response = stats_by_session(&app, &cookie, &csrf).await;
+        assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+        let resumed = app
+            .client
+            .get(app.url("/api/admin/session"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resumed.status(), StatusCode::UNAUTHORIZED);
+        // The new token starts sessions of its own.
+        let (cookie, csrf) = log_in(&app, ROTATED).await;
+        assert_eq!(
+            stats_by_session(&app, &cookie, &csrf).await.status(),
+            StatusCode::OK
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stored_token_named_admin_does_not_keep_the_admin_token_sessions_alive() {
+    for_each_backend(|backend| async move {
+        let mut app = spawn_app(backend).await;
+        let (cookie, csrf) = log_in(&app, ADMIN_TOKEN).await;
+        // Created behind the CLI's back (it refuses the name): a database
+        // from before the name was reserved may hold one.
+        let store = marginalia::store::Store::connect(app.database_url())
+            .await
+            .unwrap();
+        marginalia::auth::create_token(&store, "admin").await.unwrap();
+        store.close().await;
+
+        app.config.admin_token = None;
+        let app = app.restart().await;
+        let response = stats_by_session(&app, &cookie, &csrf).await;
+        assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_session_ends_with_its_token_even_when_the_name_is_reused() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let store = marginalia::store::Store::connect(app.database_url())
+            .await
+            .unwrap();
+        let first = marginalia::auth::create_token(&store, "frank").await.unwrap();
+        let (cookie, csrf) = log_in(&app, secrecy::ExposeSecret::expose_secret(&first)).await;
+        assert_eq!(
+            stats_by_session(&app, &cookie, &csrf).await.status(),
+            StatusCode::OK
+        );
+
+        assert!(store.revoke_token("frank").await.unwrap());
+        let second = marginalia::auth::create_token(&store, "frank").await.unwrap();
+        let response = stats_by_session(&app, &cookie, &csrf).await;
+        assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+        // The new token of that name works, by bearer and by a session of its own.
+        let (cookie, csrf) = log_in(&app, secrecy::ExposeSecret::expose_secret(&second)).await;
+        assert_eq!(
+            stats_by_session(&app, &cookie, &csrf).await.status(),
+            StatusCode::OK
+        );
+        store.close().await;
+    })
+    .await;
+}

@@ -111,3 +111,23 @@ async fn tokens_created_on_the_command_line_moderate_until_revoked() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_admin_token_name_is_reserved() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for name in ["admin", "Admin", " admin "] {
+        let created = marginalia(&["token", "create", name], Some(app.database_url()));
+        assert!(!created.status.success(), "`{name}` was accepted");
+        let stderr = String::from_utf8_lossy(&created.stderr);
+        assert!(
+            stderr.contains("reserved") && stderr.contains("MARGINALIA_ADMIN_TOKEN"),
+            "{stderr}"
+        );
+        assert!(created.stdout.is_empty(), "no token is shown");
+    }
+    let listed = marginalia(&["token", "list"], Some(app.database_url()));
+    assert!(
+        String::from_utf8(listed.stdout).unwrap().is_empty(),
+        "nothing was stored"
+    );
+}

@@ -1,0 +1,265 @@
+//! The statements about comments: inserting submissions, the public thread and
+//! its counts, the moderation list and actions, and the figures moderators see.
+//! Each is written once for both backends (see the module header of `store`).
+
+use std::collections::{BTreeSet, HashMap};
+
+use sqlx::QueryBuilder;
+
+use super::{
+    ImportComment, Moderated, ModerationPage, ModerationQuery, Store, StoreError, ThreadPage, ThreadRow,
+    fetch_limit, match_inserted, now, parent_is_valid, split_page,
+};
+use crate::domain::{Comment, CommentId, NewComment, Status, ThreadUri};
+
+impl Store {
+    /// Stores a comment with the status the caller decided. `None` when its
+    /// parent is not an approved comment of the same thread (checked in the
+    /// same transaction as the insert, so a parent rejected meanwhile cannot
+    /// slip through). The service goes through [`super::InsertBatcher`]
+    /// instead, which commits many at once.
+    pub async fn insert_comment(
+        &self,
+        comment: &NewComment,
+        status: Status,
+    ) -> Result<Option<Comment>, StoreError> {
+        Ok(self.insert_comments(&[(comment, status)]).await?.pop().flatten())
+    }
+
+    /// Stores comments, each with its status, in one transaction and one
+    /// statement: one commit (one fsync) for all of them, and few round trips,
+    /// since every round trip waits for a busy scheduler. One result per
+    /// comment, `None` for a comment whose parent is not an approved comment
+    /// of its thread. Nothing records a moderator for an insert, even an
+    /// approved one; an approved insert announces its thread's change like an
+    /// approval does.
+    pub async fn insert_comments(
+        &self,
+        comments: &[(&NewComment, Status)],
+    ) -> Result<Vec<Option<Comment>>, StoreError> {
+        let now = now();
+        let parent_ids: Vec<CommentId> = comments
+            .iter()
+            .filter_map(|(comment, _)| comment.parent_id)
+            .collect();
+        // IMMEDIATE: take SQLite's write lock first, so the parent check and
+        // the insert see the same state (a deferred transaction could fail to
+        // upgrade if a moderation commit slipped in between). PostgreSQL
+        // locks the parents it reads instead.
+        in_transaction!(self, sqlite_begin: "BEGIN IMMEDIATE", |backend, connection| {
+            let approved_parents: HashMap<CommentId, String> = if parent_ids.is_empty() {
+                HashMap::new()
+            } else {
+                backend.approved_parents(connection, &parent_ids).await?.into_iter().collect()
+            };
+            let accepted: Vec<&(&NewComment, Status)> = comments
+                .iter()
+                .filter(|(comment, _)| parent_is_valid(comment, &approved_parents))
+                .collect();
+            let rows: Vec<Comment> = if accepted.is_empty() {
+                Vec::new()
+            } else {
+                let mut sql = QueryBuilder::new(
+                    "INSERT INTO comments (uri, parent_id, name, email, website, body, body_html, status, \
+                     created_at, ip, user_agent) ",
+                );
+                sql.push_values(accepted, |mut row, &(comment, status)| {
+                    row.push_bind(comment.uri.as_str())
+                        .push_bind(comment.parent_id)
+                        .push_bind(comment.name.as_str())
+                        .push_bind(comment.email.as_str())
+                        .push_bind(comment.website.as_ref().map(|w| w.as_str()))
+                        .push_bind(comment.body.markdown())
+                        .push_bind(comment.body.html())
+                        .push_bind(status.as_str())
+                        .push_bind(now)
+                        .push_bind(comment.ip.as_deref())
+                        .push_bind(comment.user_agent.as_deref());
+                });
+                sql.push(concat!(" RETURNING ", comment_columns!()));
+                sql.build_query_as::<Comment>().fetch_all(&mut *connection).await?
+            };
+            // Sorted: concurrent batches then bump their threads' versions
+            // in the same order, and cannot deadlock on each other's rows.
+            let published: BTreeSet<&str> = rows
+                .iter()
+                .filter(|row| row.status == Status::Approved)
+                .map(|row| row.uri.as_str())
+                .collect();
+            for uri in published {
+                backend.announce_thread_change(connection, uri).await?;
+            }
+            Ok(match_inserted(comments, &approved_parents, rows))
+        })
+    }
+
+    /// Approved comments of a thread, oldest first, after the cursor.
+    pub async fn approved_thread(
+        &self,
+        uri: &ThreadUri,
+        after: Option<CommentId>,
+        limit: u32,
+    ) -> Result<ThreadPage, StoreError> {
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, ThreadRow>(
+            "SELECT c.id, CASE WHEN p.id IS NULL THEN NULL ELSE c.parent_id END AS parent_id, \
+                    c.name, c.website, c.body_html, c.created_at, \
+                    (SELECT COUNT(*) FROM comments WHERE uri = $1 AND status = 'approved') AS total \
+             FROM comments c \
+             LEFT JOIN comments p ON p.id = c.parent_id AND p.status = 'approved' \
+             WHERE c.uri = $1 AND c.status = 'approved' AND c.id > $2 \
+             ORDER BY c.id LIMIT $3",
+        )
+        .bind(uri.as_str())
+        .bind(after.unwrap_or(0))
+        .bind(fetch_limit(limit))
+        .fetch_all(pool)
+        .await)?;
+        if let Some(page) = ThreadPage::from_rows(rows, limit, after) {
+            return Ok(page);
+        }
+        // A page past the end: count on its own.
+        let total = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM comments WHERE uri = $1 AND status = 'approved'"
+        )
+        .bind(uri.as_str())
+        .fetch_one(pool)
+        .await)?;
+        Ok(ThreadPage {
+            total,
+            comments: Vec::new(),
+            next: None,
+        })
+    }
+
+    /// Approved comments per uri; uris without any are absent from the map.
+    pub async fn approved_counts(&self, uris: &[ThreadUri]) -> Result<HashMap<String, i64>, StoreError> {
+        let uris: Vec<&str> = uris.iter().map(ThreadUri::as_str).collect();
+        let rows = on_backend!(self, backend => backend.approved_counts(&uris).await)?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// The moderation list: one status, optionally one thread, keyset-paged.
+    pub async fn moderation_list(&self, query: &ModerationQuery) -> Result<ModerationPage, StoreError> {
+        let (compare, order) = if query.newest_first() {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let mut comments = on_pool!(self, pool => {
+            let mut sql = QueryBuilder::new(concat!(
+                "SELECT ",
+                comment_columns!(),
+                " FROM comments WHERE status = "
+            ));
+            sql.push_bind(query.status.as_str());
+            if let Some(uri) = &query.uri {
+                sql.push(" AND uri = ").push_bind(uri.as_str());
+            }
+            if let Some(after) = query.after {
+                sql.push(format_args!(" AND id {compare} ")).push_bind(after);
+            }
+            sql.push(format_args!(" ORDER BY id {order} LIMIT "))
+                .push_bind(fetch_limit(query.limit));
+            sql.build_query_as::<Comment>().fetch_all(pool).await
+        })?;
+        let next = split_page(&mut comments, query.limit, |c| c.id);
+        Ok(ModerationPage { comments, next })
+    }
+
+    /// Sets a comment's status and records who did it and when. `None` for an
+    /// unknown id. Repeating an action changes nothing (not even the record of
+    /// who moderated).
+    pub async fn set_status(
+        &self,
+        id: CommentId,
+        status: Status,
+        moderator: &str,
+    ) -> Result<Option<Moderated>, StoreError> {
+        let now = now();
+        in_transaction!(self, |backend, connection| {
+            let updated = sqlx::query_as::<_, Comment>(concat!(
+                "UPDATE comments SET status = $2, moderated_by = $3, moderated_at = $4 \
+                 WHERE id = $1 AND status <> $2 RETURNING ",
+                comment_columns!()
+            ))
+            .bind(id)
+            .bind(status.as_str())
+            .bind(moderator)
+            .bind(now)
+            .fetch_optional(&mut *connection)
+            .await?;
+            if let Some(comment) = updated {
+                backend.announce_thread_change(connection, &comment.uri).await?;
+                return Ok(Some(Moderated {
+                    comment,
+                    changed: true,
+                }));
+            }
+            let existing = sqlx::query_as::<_, Comment>(concat!(
+                "SELECT ",
+                comment_columns!(),
+                " FROM comments WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(&mut *connection)
+            .await?;
+            Ok(existing.map(|comment| Moderated {
+                comment,
+                changed: false,
+            }))
+        })
+    }
+
+    /// Deletes a comment for good; its replies stay (their `parent_id` is
+    /// cleared by the foreign key). Returns its thread's uri; `None` for an unknown id.
+    pub async fn delete_comment(&self, id: CommentId) -> Result<Option<String>, StoreError> {
+        in_transaction!(self, |backend, connection| {
+            let uri: Option<String> = sqlx::query_scalar("DELETE FROM comments WHERE id = $1 RETURNING uri")
+                .bind(id)
+                .fetch_optional(&mut *connection)
+                .await?;
+            if let Some(uri) = &uri {
+                backend.announce_thread_change(connection, uri).await?;
+            }
+            Ok(uri)
+        })
+    }
+
+    /// How many comments await moderation.
+    pub async fn pending_count(&self) -> Result<i64, StoreError> {
+        on_pool!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM comments WHERE status = 'pending'")
+            .fetch_one(pool)
+            .await)
+    }
+
+    /// One comment with everything a moderator sees.
+    pub async fn comment(&self, id: CommentId) -> Result<Option<Comment>, StoreError> {
+        on_pool!(self, pool => sqlx::query_as::<_, Comment>(concat!(
+            "SELECT ",
+            comment_columns!(),
+            " FROM comments WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(pool)
+        .await)
+    }
+
+    /// How many comments have each status (statuses without any are absent).
+    pub async fn status_counts(&self) -> Result<HashMap<Status, i64>, StoreError> {
+        let rows: Vec<(String, i64)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT status, COUNT(*) FROM comments GROUP BY status"
+        )
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(status, count)| status.parse::<Status>().ok().map(|status| (status, count)))
+            .collect())
+    }
+
+    /// Inserts many comments in one transaction (SQLite: one prepared
+    /// statement; PostgreSQL: `COPY`). Returns how many were inserted.
+    pub async fn bulk_import(&self, comments: &[ImportComment]) -> Result<u64, StoreError> {
+        on_backend!(self, backend => backend.bulk_import(comments).await)
+    }
+}

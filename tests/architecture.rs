@@ -32,9 +32,17 @@ fn top_module(src: &Path, file: &Path) -> String {
     first.trim_end_matches(".rs").to_owned()
 }
 
-/// The top-level modules a source text names as `crate::NAME`, outside `#[cfg(test)]` modules.
+/// The top-level modules a source text names as `crate::NAME`, outside
+/// comments and `#[cfg(test)]` modules.
 fn crate_references(source: &str) -> BTreeSet<String> {
-    let code = source.split("#[cfg(test)]").next().unwrap_or(source);
+    let code: String = source
+        .split("#[cfg(test)]")
+        .next()
+        .unwrap_or(source)
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut names = BTreeSet::new();
     for (index, _) in code.match_indices("crate::") {
         let rest = &code[index + "crate::".len()..];
@@ -131,7 +139,9 @@ fn the_circle_finder_finds_circles() {
         Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
     );
     assert_eq!(
-        crate_references("use crate::{error::ApiError, store};\nuse crate::state::AppState;"),
+        crate_references(
+            "use crate::{error::ApiError, store};\nuse crate::state::AppState;\n/// see [`crate::server`]"
+        ),
         BTreeSet::from(["error".into(), "store".into(), "state".into()])
     );
 }

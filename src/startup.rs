@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
 use crate::auth::{self, Authenticator};
-use crate::config::Config;
+use crate::config::{Config, Site};
 use crate::metrics::Metrics;
 use crate::rate_limit::{ClientResolver, SubmissionLimiter};
 use crate::routes;
@@ -36,6 +36,8 @@ pub struct AppState {
     pub threads: ThreadCache,
     /// CORS origins of the public API; empty means any.
     pub allowed_origins: Vec<String>,
+    /// The service's public URL, the blog's URL and name.
+    pub site: Site,
 }
 
 /// A built, not yet running, instance.
@@ -52,6 +54,8 @@ impl App {
     /// there is none at all.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let allowed_origins = validate_origins(&config.origins())?;
+        // Refused before anything is opened; resolved again once the real port is known.
+        config.site(config.bind)?;
         if let Some(token) = &config.admin_token
             && token.expose_secret().chars().count() < auth::MIN_TOKEN_CHARS
         {
@@ -103,6 +107,7 @@ impl App {
             clients: ClientResolver::new(config.trusted_networks()),
             metrics: Metrics::default(),
             allowed_origins,
+            site: config.site(address)?,
         });
         let limits = ServerLimits {
             max_connections: config.max_connections.get() as usize,

@@ -25,6 +25,7 @@ mod rate_limit;
 mod restart;
 mod sanitize;
 mod server;
+mod site;
 mod submit;
 mod thread;
 mod xss_corpus;

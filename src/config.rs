@@ -29,6 +29,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at start-up; boxing `Config` would buy nothing"
+)]
 pub enum Command {
     /// Serve the comment API, the widget and the moderation page (the default).
     Serve(Config),

@@ -166,7 +166,7 @@ fn clean_once(html: &str) -> String {
 /// blank; `&amp;`, `&lt;`, `&gt;` and `&quot;` are not). It reads only what the
 /// sanitizer's serializer writes: attribute values in double quotes, and no
 /// raw `<` in text.
-fn has_visible_text(html: &str) -> bool {
+pub fn has_visible_text(html: &str) -> bool {
     let mut rest = html;
     while let Some(c) = rest.chars().next() {
         if c == '<' {

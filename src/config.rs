@@ -81,8 +81,8 @@ impl DatabaseArgs {
     }
 }
 
-/// Everything `serve` needs. Tests build one with [`Config::for_tests`]-style
-/// struct updates rather than through the command line.
+/// Everything `serve` needs. Tests build one by struct update from
+/// [`Config::default`] rather than through the command line.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Listen address.
@@ -153,8 +153,8 @@ pub struct Config {
     /// The service's address as readers and moderators reach it
     /// (`https://comments.example.org`); absolute links start with it, and
     /// when it is https the moderation session cookie is `Secure`. Defaults to
-    /// `http://` + the bind address (127.0.0.1 or [::1] when binding every
-    /// address).
+    /// `http://` + the bind address (the loopback address, 127.0.0.1 or ::1,
+    /// when binding every address).
     #[arg(long, env = "MARGINALIA_PUBLIC_URL")]
     pub public_url: Option<String>,
 

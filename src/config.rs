@@ -6,9 +6,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 use secrecy::SecretString;
+use url::Url;
 
 /// Largest accepted request body (the contract's 128 KiB; `openapi.yaml`).
 /// A fixed limit, not an option: a comment is at most 10,000 characters.
@@ -31,6 +33,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at start-up; boxing `Config` would buy nothing"
+)]
 pub enum Command {
     /// Serve the comment API, the widget and the moderation page (the default).
     Serve(Config),
@@ -79,8 +85,8 @@ impl DatabaseArgs {
     }
 }
 
-/// Everything `serve` needs. Tests build one as a struct literal (see
-/// `tests/api/helpers.rs`) rather than through the command line.
+/// Everything `serve` needs. Tests build one by struct update from
+/// [`Config::default`] rather than through the command line.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Listen address.
@@ -147,6 +153,24 @@ pub struct Config {
     /// Seconds in-flight requests get to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "MARGINALIA_SHUTDOWN_GRACE", default_value = "20", value_parser = parse_seconds)]
     pub shutdown_grace: Duration,
+
+    /// The service's address as readers and moderators reach it
+    /// (`https://comments.example.org`); absolute links start with it, and
+    /// when it is https the moderation session cookie is `Secure`. Defaults to
+    /// `http://` + the bind address (the loopback address, 127.0.0.1 or ::1,
+    /// when binding every address).
+    #[arg(long, env = "MARGINALIA_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// The blog's address; a thread's page is this URL followed by its uri.
+    /// Defaults to the first allowed origin, else the public URL.
+    #[arg(long, env = "MARGINALIA_SITE_URL")]
+    pub site_url: Option<String>,
+
+    /// The blog's name in mail subjects and feed titles. Defaults to the host
+    /// of the site URL.
+    #[arg(long, env = "MARGINALIA_SITE_NAME")]
+    pub site_name: Option<String>,
 }
 
 impl Config {
@@ -171,6 +195,139 @@ impl Config {
             .filter(|origin| !origin.is_empty())
             .collect()
     }
+
+    /// The public URL, site URL and site name, validated, with their defaults
+    /// filled in. `bound` is the address the listener actually has (its real
+    /// port when the configuration asked for port 0); the default public URL
+    /// is built from it.
+    pub fn site(&self, bound: SocketAddr) -> anyhow::Result<Site> {
+        let public_url = match given(&self.public_url) {
+            Some(text) => parse_site_url("MARGINALIA_PUBLIC_URL", text)?,
+            None => default_public_url(bound)?,
+        };
+        let site_url = match given(&self.site_url) {
+            Some(text) => parse_site_url("MARGINALIA_SITE_URL", text)?,
+            None => match self.origins().first() {
+                Some(origin) => parse_site_url("MARGINALIA_ALLOWED_ORIGINS (first entry)", origin)?,
+                None => public_url.clone(),
+            },
+        };
+        let name = match given(&self.site_name) {
+            Some(name) => parse_site_name(name)?,
+            // An http(s) URL always has a host: `parse_site_url` checked it.
+            None => site_url.host_str().unwrap_or_default().to_owned(),
+        };
+        Ok(Site {
+            public_url,
+            site_url,
+            name,
+        })
+    }
+}
+
+/// Where the service and the blog live, resolved once at start-up from
+/// `PUBLIC_URL`, `SITE_URL` and `SITE_NAME`.
+///
+/// Both URLs are absolute http(s) URLs without query, fragment or user
+/// information. A trailing slash is not significant: `https://c.example/x/`
+/// and `https://c.example/x` are the same setting, stored without it (a bare
+/// host keeps the `/` every URL has), and links are built by appending an
+/// absolute path (`/admin`, a thread's uri) to the URL without its slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// The service's own address; its origin is "the service itself" for the
+    /// same-origin rules (CORS, form redirects, the moderator API).
+    pub public_url: Url,
+    /// The blog's address.
+    pub site_url: Url,
+    /// The blog's name.
+    pub name: String,
+}
+
+/// Longest accepted `SITE_NAME`, in characters.
+pub const MAX_SITE_NAME_CHARS: usize = 100;
+
+impl Site {
+    /// True when `origin` (an `Origin` header value, or a URL's origin
+    /// serialized) is the public URL's origin: same scheme, host and port.
+    /// This is the one definition of "a page of the service itself"; the
+    /// `Host` header never counts.
+    pub fn is_public_origin(&self, origin: &str) -> bool {
+        Url::parse(origin).is_ok_and(|url| url.origin() == self.public_url.origin())
+    }
+
+    /// The public URL's origin as browsers write it in `Origin`.
+    pub fn public_origin(&self) -> String {
+        self.public_url.origin().ascii_serialization()
+    }
+
+    /// An absolute link to `path` (which starts with `/`) on the service.
+    pub fn public_link(&self, path: &str) -> String {
+        join(&self.public_url, path)
+    }
+
+    /// The blog page of a thread: the site URL followed by the thread's uri.
+    pub fn page_url(&self, uri: &str) -> String {
+        join(&self.site_url, uri)
+    }
+
+    /// True when the service is reached over https, so cookies it sets may
+    /// be marked `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+}
+
+fn join(base: &Url, path: &str) -> String {
+    format!("{}{path}", base.as_str().trim_end_matches('/'))
+}
+
+/// An option's value unless it is absent or blank (an empty environment
+/// variable means "not set").
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|value| !value.is_empty())
+}
+
+/// `http://` + the bound address; an unspecified address (every interface)
+/// is no address a browser can use, so its loopback stands in for it.
+fn default_public_url(bound: SocketAddr) -> anyhow::Result<Url> {
+    let ip = match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let address = SocketAddr::new(ip, bound.port());
+    Url::parse(&format!("http://{address}")).with_context(|| format!("no default public URL for {bound}"))
+}
+
+/// An absolute http(s) URL with a host, without query, fragment or user
+/// information; a trailing slash is dropped (see [`Site`]).
+fn parse_site_url(option: &str, text: &str) -> anyhow::Result<Url> {
+    let expected = "an absolute http or https URL such as https://comments.example.org";
+    let mut url =
+        Url::parse(text).map_err(|error| anyhow::anyhow!("{option} `{text}` is not {expected} ({error})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        anyhow::bail!("{option} `{text}` is not {expected}");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        anyhow::bail!("{option} `{text}` must not have a query (?…) or a fragment (#…)");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        anyhow::bail!("{option} `{text}` must not contain a user name or password");
+    }
+    let path = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&path);
+    Ok(url)
+}
+
+fn parse_site_name(name: &str) -> anyhow::Result<String> {
+    if name.chars().count() > MAX_SITE_NAME_CHARS {
+        anyhow::bail!("MARGINALIA_SITE_NAME must be at most {MAX_SITE_NAME_CHARS} characters");
+    }
+    if name.chars().any(char::is_control) {
+        anyhow::bail!("MARGINALIA_SITE_NAME must not contain control characters");
+    }
+    Ok(name.to_owned())
 }
 
 impl Default for Config {
@@ -241,6 +398,114 @@ mod tests {
             cli.serve.origins(),
             vec!["https://blog.example.com", "https://other.example"]
         );
+    }
+
+    fn site_of(args: &[&str], bound: &str) -> anyhow::Result<Site> {
+        let cli = Cli::try_parse_from(std::iter::once("marginalia").chain(args.iter().copied())).unwrap();
+        cli.serve.site(bound.parse().unwrap())
+    }
+
+    #[test]
+    fn site_defaults_follow_the_bind_address_and_the_allowed_origins() {
+        let site = site_of(&[], "127.0.0.1:3000").unwrap();
+        assert_eq!(site.public_url.as_str(), "http://127.0.0.1:3000/");
+        assert_eq!(site.site_url, site.public_url);
+        assert_eq!(site.name, "127.0.0.1");
+        assert!(!site.is_https());
+
+        // Every interface is no address a browser can use: loopback stands in.
+        let site = site_of(&[], "0.0.0.0:8080").unwrap();
+        assert_eq!(site.public_origin(), "http://127.0.0.1:8080");
+        let site = site_of(&[], "[::]:8080").unwrap();
+        assert_eq!(site.public_origin(), "http://[::1]:8080");
+
+        let site = site_of(
+            &["--allowed-origins", "https://blog.example,https://other.example"],
+            "127.0.0.1:3000",
+        )
+        .unwrap();
+        assert_eq!(site.site_url.as_str(), "https://blog.example/");
+        assert_eq!(site.name, "blog.example");
+        assert_eq!(site.public_origin(), "http://127.0.0.1:3000");
+    }
+
+    #[test]
+    fn explicit_site_options_win_and_lose_their_trailing_slash() {
+        let site = site_of(
+            &[
+                "--public-url",
+                "https://Comments.Example/sub/",
+                "--site-url",
+                "https://blog.example",
+                "--site-name",
+                "  Ada's blog ",
+                "--allowed-origins",
+                "https://other.example",
+            ],
+            "0.0.0.0:3000",
+        )
+        .unwrap();
+        assert_eq!(site.public_url.as_str(), "https://comments.example/sub");
+        assert_eq!(site.public_link("/admin"), "https://comments.example/sub/admin");
+        assert_eq!(site.page_url("/posts/1/"), "https://blog.example/posts/1/");
+        assert_eq!(site.name, "Ada's blog");
+        assert!(site.is_https());
+        // An empty value (an empty environment variable) means "not set".
+        let site = site_of(&["--public-url", "", "--site-name", ""], "127.0.0.1:3000").unwrap();
+        assert_eq!(site.public_origin(), "http://127.0.0.1:3000");
+        assert_eq!(site.name, "127.0.0.1");
+    }
+
+    #[test]
+    fn bad_site_urls_are_refused_with_the_option_named() {
+        for (bad, says) in [
+            ("comments.example", "not an absolute http or https URL"),
+            ("/comments", "not an absolute http or https URL"),
+            ("ftp://comments.example", "not an absolute http or https URL"),
+            ("https://comments.example/?x=1", "must not have a query"),
+            ("https://comments.example/#top", "must not have a query"),
+            ("https://user:pw@comments.example", "user name or password"),
+        ] {
+            let error = site_of(&["--public-url", bad], "127.0.0.1:3000")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("MARGINALIA_PUBLIC_URL"), "{bad}: {error}");
+            assert!(error.contains(says), "{bad}: {error}");
+            let error = site_of(&["--site-url", bad], "127.0.0.1:3000")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("MARGINALIA_SITE_URL"), "{bad}: {error}");
+        }
+        let error = site_of(&["--site-name", "a\u{7}b"], "127.0.0.1:3000").unwrap_err();
+        assert!(error.to_string().contains("control characters"), "{error}");
+        let long = "x".repeat(MAX_SITE_NAME_CHARS + 1);
+        assert!(site_of(&["--site-name", &long], "127.0.0.1:3000").is_err());
+    }
+
+    #[test]
+    fn the_public_origin_is_compared_by_scheme_host_and_port() {
+        let site = site_of(&["--public-url", "https://comments.example"], "127.0.0.1:3000").unwrap();
+        assert!(site.is_public_origin("https://comments.example"));
+        assert!(site.is_public_origin("https://COMMENTS.example:443"));
+        assert!(!site.is_public_origin("http://comments.example"));
+        assert!(!site.is_public_origin("https://comments.example:8443"));
+        assert!(!site.is_public_origin("https://comments.example.evil.example"));
+        assert!(!site.is_public_origin("null"));
+        assert!(!site.is_public_origin(""));
+    }
+
+    #[test]
+    fn site_options_are_listed_by_help() {
+        let help = <Cli as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        for env in [
+            "MARGINALIA_PUBLIC_URL",
+            "MARGINALIA_SITE_URL",
+            "MARGINALIA_SITE_NAME",
+        ] {
+            assert!(help.contains(env), "{env} missing from --help");
+        }
     }
 
     #[test]

@@ -41,6 +41,8 @@ impl App {
     /// Binds, connects, migrates, and creates the first moderator token when
     /// there is none at all.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        // Refused before anything is opened or created.
+        AppState::check_config(config)?;
         if let Some(token) = &config.admin_token
             && token.expose_secret().chars().count() < auth::MIN_TOKEN_CHARS
         {
@@ -76,7 +78,7 @@ impl App {
 
         let metrics = Metrics::default();
         let mut tasks = Supervisor::new(metrics.task_exits());
-        let state = Arc::new(AppState::build(config, store, metrics, &mut tasks)?);
+        let state = Arc::new(AppState::build(config, address, store, metrics, &mut tasks)?);
         let limits = ServerLimits {
             max_connections: config.max_connections.get() as usize,
             header_read_timeout: config.header_read_timeout,

@@ -6,7 +6,9 @@
 use anyhow::Context;
 
 use crate::auth::Authenticator;
-use crate::config::Config;
+use std::net::SocketAddr;
+
+use crate::config::{Config, Site};
 use crate::metrics::Metrics;
 use crate::rate_limit::{ClientResolver, SubmissionLimiter};
 use crate::store::{InsertBatcher, Store};
@@ -25,14 +27,26 @@ pub struct AppState {
     pub threads: ThreadCache,
     /// CORS origins of the public API; empty means any.
     pub allowed_origins: Vec<String>,
+    /// The service's public URL, the blog's URL and name.
+    pub site: Site,
 }
 
 impl AppState {
-    /// Assembles the state over an opened, migrated store. `metrics` is made
+    /// Refuses a configuration the state could not be built from, before
+    /// the caller opens the database or binds anything.
+    pub fn check_config(config: &Config) -> anyhow::Result<()> {
+        validate_origins(&config.origins())?;
+        config.site(config.bind)?;
+        Ok(())
+    }
+
+    /// Assembles the state over an opened, migrated store; `address` is the
+    /// one actually bound (the default public URL names it). `metrics` is made
     /// by the caller because the supervisor reports into it before the state
     /// exists; the batch writers are started under `supervisor`.
     pub fn build(
         config: &Config,
+        address: SocketAddr,
         store: Store,
         metrics: Metrics,
         supervisor: &mut Supervisor,
@@ -56,6 +70,7 @@ impl AppState {
             clients: ClientResolver::new(config.trusted_networks()),
             metrics,
             allowed_origins,
+            site: config.site(address)?,
         })
     }
 }

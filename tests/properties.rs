@@ -1,7 +1,8 @@
 //! Properties of the domain types and the sanitizer over arbitrary input
 //! (proptest): whatever a reader types, the published HTML stays inside the
-//! allow-list of API.md, sanitizing is idempotent, and the public view of a
-//! comment never carries its email.
+//! allow-list of API.md, sanitizing is idempotent, an accepted body shows
+//! something, names show something and hold no bidirectional controls, and
+//! the public view of a comment never carries its email.
 
 use marginalia::domain::{AuthorName, CommentBody, Email, NewComment, ThreadUri, Website, render, sanitize};
 use proptest::prelude::*;
@@ -14,6 +15,44 @@ fn assert_within_allow_list(html: &str) -> Result<(), TestCaseError> {
     let violations = allow_list::allow_list_violations(html);
     prop_assert!(violations.is_empty(), "{:?} in {}", violations, html);
     Ok(())
+}
+
+/// True when `html`, parsed as a browser would, shows no visible character
+/// (whitespace and the zero-width characters of the contract count as nothing).
+fn shows_nothing(html: &str) -> bool {
+    scraper::Html::parse_fragment(html)
+        .root_element()
+        .text()
+        .all(|text| {
+            text.chars()
+                .all(|c| c.is_whitespace() || c.is_control() || ZERO_WIDTH.contains(&c))
+        })
+}
+
+/// Characters that draw nothing, as the contract's examples name them.
+const ZERO_WIDTH: [char; 7] = [
+    '\u{200B}', '\u{200C}', '\u{200D}', '\u{200E}', '\u{200F}', '\u{2060}', '\u{FEFF}',
+];
+
+/// The bidirectional embedding, override and isolate characters.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text mixing letters with zero-width characters, bidi controls and spaces.
+fn tricky_text() -> impl Strategy<Value = String> {
+    let pieces = prop_oneof![
+        "[a-zA-Zé ]{0,4}",
+        prop::sample::select(ZERO_WIDTH.to_vec()).prop_map(String::from),
+        prop::sample::select(vec![
+            '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}',
+            '\u{2069}'
+        ])
+        .prop_map(String::from),
+        Just(" ".to_owned()),
+        Just("/".to_owned()),
+    ];
+    prop::collection::vec(pieces, 0..10).prop_map(|parts| parts.concat())
 }
 
 /// Strings rich in the characters markup is made of.
@@ -81,6 +120,46 @@ proptest! {
             prop_assert!(parsed.markdown().chars().count() <= marginalia::domain::MAX_BODY_CHARS);
             prop_assert!(parsed.html().len() <= marginalia::domain::MAX_BODY_HTML_BYTES);
             assert_within_allow_list(parsed.html())?;
+            prop_assert!(!shows_nothing(parsed.html()), "accepted, but says nothing: {}", parsed.html());
+        }
+    }
+
+    #[test]
+    fn a_refused_body_is_refused_for_a_reason(body in markup_soup()) {
+        if let Err(message) = CommentBody::parse(&body) {
+            let trimmed = body.trim();
+            let reason = trimmed.is_empty()
+                || trimmed.chars().count() > marginalia::domain::MAX_BODY_CHARS
+                || trimmed.chars().any(|c| c.is_control() && !['\t', '\r', '\n'].contains(&c))
+                || marginalia::domain::nesting_depth(trimmed) > marginalia::domain::MAX_BODY_NESTING
+                || render(trimmed).len() > marginalia::domain::MAX_BODY_HTML_BYTES
+                || shows_nothing(&render(trimmed));
+            prop_assert!(reason, "refused without reason ({}): {:?}", message, body);
+        }
+    }
+
+    #[test]
+    fn names_uris_and_websites_never_hold_bidi_controls_and_names_show_something(
+        value in tricky_text(),
+    ) {
+        match AuthorName::parse(&value) {
+            Ok(name) => {
+                prop_assert!(!name.as_str().chars().any(is_bidi_control));
+                prop_assert!(name.as_str().chars().any(|c| !c.is_whitespace() && !ZERO_WIDTH.contains(&c)));
+            }
+            Err(_) => prop_assert!(
+                value.chars().any(is_bidi_control)
+                    || value.chars().all(|c| c.is_whitespace() || ZERO_WIDTH.contains(&c))
+                    || value.trim().chars().count() > 80,
+                "name refused without reason: {:?}", value
+            ),
+        }
+        let path = format!("/{value}");
+        if let Ok(uri) = ThreadUri::parse(&path) {
+            prop_assert!(!uri.as_str().chars().any(is_bidi_control));
+        }
+        if let Ok(Some(website)) = Website::parse_optional(&format!("https://a.example/{value}")) {
+            prop_assert!(!website.as_str().chars().any(is_bidi_control));
         }
     }
 

@@ -4,7 +4,8 @@
 //! input) when the service breaks a promise of API.md for that input.
 
 use marginalia::domain::{
-    CommentBody, MAX_BODY_CHARS, MAX_BODY_HTML_BYTES, MAX_BODY_NESTING, nesting_depth, render, sanitize,
+    CommentBody, MAX_BODY_CHARS, MAX_BODY_HTML_BYTES, MAX_BODY_NESTING, has_visible_text, nesting_depth,
+    render, sanitize,
 };
 
 #[path = "../../tests/support/allow_list.rs"]
@@ -58,6 +59,7 @@ pub fn check_comment_body(input: &str) -> Option<CommentBody> {
             assert!(nesting_depth(trimmed) <= MAX_BODY_NESTING, "nesting too deep accepted");
             assert_within_allow_list(html);
             assert_idempotent(html);
+            assert!(has_visible_text(html), "a body that says nothing accepted");
             Some(body)
         }
         Err(message) => {
@@ -66,7 +68,8 @@ pub fn check_comment_body(input: &str) -> Option<CommentBody> {
                 || trimmed.chars().count() > MAX_BODY_CHARS
                 || has_control(trimmed, &['\t', '\r', '\n'])
                 || nesting_depth(trimmed) > MAX_BODY_NESTING
-                || render(trimmed).len() > MAX_BODY_HTML_BYTES;
+                || render(trimmed).len() > MAX_BODY_HTML_BYTES
+                || !has_visible_text(&render(trimmed));
             assert!(justified, "refused without reason ({message}): {input:?}");
             None
         }

@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-/// A trimmed name of 1–80 characters with no control characters. It is plain
-/// text: whoever renders it must escape it (the JSON API carries it verbatim).
+/// A trimmed name of 1–80 characters with at least one visible character, no
+/// control characters and no bidirectional controls. It is plain text:
+/// whoever renders it must escape it (the JSON API carries it verbatim).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorName(String);
 
@@ -20,6 +21,13 @@ impl AuthorName {
         }
         if super::has_control_chars(trimmed, &[]) {
             return Err("must not contain control characters".into());
+        }
+        if super::has_bidi_controls(trimmed) {
+            return Err(super::BIDI_CONTROL_MESSAGE.into());
+        }
+        // Zero-width spaces, joiners, fillers: a name nobody can see is no name.
+        if trimmed.chars().all(super::is_invisible) {
+            return Err("is required (it has no visible character)".into());
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -51,6 +59,38 @@ mod tests {
     fn empty_and_blank_names_are_refused() {
         assert!(AuthorName::parse("").is_err());
         assert!(AuthorName::parse(" \t ").is_err());
+    }
+
+    /// Found when the service was tried as an attacker would.
+    #[test]
+    fn names_made_only_of_invisible_characters_are_refused() {
+        for invisible in [
+            "\u{200B}",
+            "\u{FEFF}\u{200B}",
+            "\u{200C}\u{200D}",
+            "\u{2060}",
+            " \u{200E}\u{200F} ",
+            "\u{3164}",
+            "\u{E0041}\u{E0064}",
+        ] {
+            let refused = AuthorName::parse(invisible).unwrap_err();
+            assert!(refused.contains("visible"), "{invisible:?}: {refused}");
+        }
+        // Joiners and marks inside a visible name are writing, not tricks.
+        assert!(AuthorName::parse("\u{0627}\u{200F}\u{0628}").is_ok());
+        assert!(AuthorName::parse("👩\u{200D}💻 Ada").is_ok());
+    }
+
+    /// Found when the service was tried as an attacker would.
+    #[test]
+    fn bidi_overrides_and_isolates_are_refused() {
+        for c in [
+            '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}',
+            '\u{2069}',
+        ] {
+            let refused = AuthorName::parse(&format!("Ada{c}ecalevol")).unwrap_err();
+            assert!(refused.contains("bidirectional"), "{c:?}: {refused}");
+        }
     }
 
     #[test]

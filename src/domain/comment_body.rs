@@ -73,7 +73,8 @@ static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
 });
 
 /// A comment body: the trimmed Markdown (1–10,000 characters, no control
-/// characters but tab, CR and LF) and its sanitized HTML rendering.
+/// characters but tab, CR and LF) and its sanitized HTML rendering, which
+/// shows at least one visible character.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommentBody {
     markdown: String,
@@ -100,6 +101,11 @@ impl CommentBody {
         let html = render(trimmed);
         if html.len() > MAX_BODY_HTML_BYTES {
             return Err("renders to too much HTML (too deeply nested?)".into());
+        }
+        // `<img src=x>`, an empty link, a rule: the sanitizer keeps none of it,
+        // and a moderator would be asked to approve a blank comment.
+        if !has_visible_text(&html) {
+            return Err("says nothing once formatting is removed".into());
         }
         Ok(Self {
             markdown: trimmed.to_owned(),
@@ -153,6 +159,41 @@ fn clean_once(html: &str) -> String {
     // Here `pre` has no attributes and every `<` of text is escaped, so this
     // string is only ever that start tag followed by text.
     SANITIZER.clean(html).to_string().replace("<pre>\n", "<pre>\n\n")
+}
+
+/// True when sanitized HTML shows at least one visible character: its text
+/// outside tags, with entities counted as what they stand for (`&nbsp;` is
+/// blank; `&amp;`, `&lt;`, `&gt;` and `&quot;` are not). It reads only what the
+/// sanitizer's serializer writes: attribute values in double quotes, and no
+/// raw `<` in text.
+pub fn has_visible_text(html: &str) -> bool {
+    let mut rest = html;
+    while let Some(c) = rest.chars().next() {
+        if c == '<' {
+            rest = after_tag(rest);
+        } else if let Some(after) = rest.strip_prefix("&nbsp;") {
+            rest = after;
+        } else if c == '&' || !super::is_invisible(c) {
+            return true;
+        } else {
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    false
+}
+
+/// The text after the tag that `html` starts with; a `>` inside a quoted
+/// attribute value does not end it.
+fn after_tag(html: &str) -> &str {
+    let mut quoted = false;
+    for (index, byte) in html.bytes().enumerate() {
+        match byte {
+            b'"' => quoted = !quoted,
+            b'>' if !quoted => return &html[index + 1..],
+            _ => {}
+        }
+    }
+    ""
 }
 
 /// How deeply the Markdown nests block quotes and lists (the first level past
@@ -327,6 +368,50 @@ mod tests {
         assert!(!body.html().contains("@<p>"), "{}", body.html());
         let once = sanitize("<p>a<select><p>b</p></select>c</p>");
         assert_eq!(sanitize(&once), once);
+    }
+
+    /// Found when the service was tried as an attacker would: `<img src=x>`
+    /// was accepted with an empty `body_html`.
+    #[test]
+    fn a_body_that_renders_to_nothing_is_refused() {
+        for blank in [
+            "<img src=x>",
+            "<img src=x onerror=alert(1)>",
+            "![](https://example.org/a.png)",
+            "[](https://example.org/)",
+            "<script>alert(1)</script>",
+            "---",
+            "&nbsp;",
+            "\u{200B}\u{FEFF}",
+            "```\n   \n```",
+            "<a href=\"https://example.org/>\"></a>",
+        ] {
+            let refused = CommentBody::parse(blank).unwrap_err();
+            assert_eq!(refused, "says nothing once formatting is removed", "{blank:?}");
+        }
+        for said in [
+            "a",
+            "&amp;",
+            "<",
+            "1. x",
+            "`0`",
+            "[x](https://example.org/)",
+            "<b>!</b>",
+        ] {
+            assert!(CommentBody::parse(said).is_ok(), "{said:?}");
+        }
+    }
+
+    #[test]
+    fn visible_text_is_read_outside_tags_and_quoted_attributes() {
+        assert!(!has_visible_text(
+            "<p><a href=\"https://x/>y\" rel=\"r\"></a></p>\n"
+        ));
+        assert!(has_visible_text("<p><a href=\"https://x/>y\">z</a></p>"));
+        assert!(!has_visible_text("<p>&nbsp;\u{200B}</p><br>"));
+        assert!(has_visible_text("<p>&lt;</p>"));
+        assert!(!has_visible_text(""));
+        assert!(!has_visible_text("<p"));
     }
 
     #[test]

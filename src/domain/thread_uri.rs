@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-/// A page's thread key: starts with `/`, at most 500 characters, no whitespace
-/// or control characters. Not normalized: `/a` and `/a/` are two threads, as the
+/// A page's thread key: starts with `/`, at most 500 characters, no whitespace,
+/// control or bidirectional control characters. Not normalized: `/a` and `/a/` are two threads, as the
 /// blog chose them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ThreadUri(String);
@@ -20,6 +20,9 @@ impl ThreadUri {
         }
         if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err("must not contain whitespace or control characters".into());
+        }
+        if super::has_bidi_controls(value) {
+            return Err(super::BIDI_CONTROL_MESSAGE.into());
         }
         Ok(Self(value.to_owned()))
     }
@@ -59,6 +62,19 @@ mod tests {
         for bad in ["/a b", "/a\tb", "/a\nb", "/a\0b", "/a\u{85}b", "/a\u{2003}b"] {
             assert!(ThreadUri::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// Found when the service was tried as an attacker would.
+    #[test]
+    fn bidi_overrides_and_isolates_are_refused() {
+        for bad in ["/a\u{202E}b/", "/\u{2066}x\u{2069}/", "/\u{202A}"] {
+            let refused = ThreadUri::parse(bad).unwrap_err();
+            assert!(refused.contains("bidirectional"), "{bad:?}: {refused}");
+        }
+        assert!(
+            ThreadUri::parse("/\u{0627}\u{200F}/").is_ok(),
+            "marks are allowed"
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@ use std::fmt;
 
 use url::Url;
 
-/// An absolute `http`/`https` URL of at most 500 characters. `""` in a request
+/// An absolute `http`/`https` URL of at most 500 characters, without
+/// bidirectional controls (kept as sent, they would make the link display as
+/// another address). `""` in a request
 /// means "no website", which callers express as `Option::<Website>::None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Website(String);
@@ -29,6 +31,9 @@ impl Website {
         // storing something other than what was sent.
         if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err("must be an absolute http or https URL".into());
+        }
+        if super::has_bidi_controls(value) {
+            return Err(super::BIDI_CONTROL_MESSAGE.into());
         }
         let url = Url::parse(value).map_err(|_| "must be an absolute http or https URL")?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
@@ -80,6 +85,19 @@ mod tests {
             "https://ada.example/\nx",
         ] {
             assert!(Website::parse_optional(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Found when the service was tried as an attacker would.
+    #[test]
+    fn bidi_overrides_and_isolates_are_refused() {
+        for bad in [
+            "https://ada.example/\u{202E}gpj.exe",
+            "https://\u{2067}ada.example/",
+            "https://ada.example/?q=\u{202D}",
+        ] {
+            let refused = Website::parse_optional(bad).unwrap_err();
+            assert!(refused.contains("bidirectional"), "{bad:?}: {refused}");
         }
     }
 

@@ -2,7 +2,10 @@
 //! delete, plus the session calls of the /admin page. Every call needs a
 //! bearer token or a session with its CSRF header (see `auth`); no CORS
 //! headers are ever added here, so other origins' scripts cannot read these
-//! answers.
+//! answers. A request a browser made for another site's page (an `Origin`
+//! other than the public URL's) is refused before any credential is looked
+//! at, and a body must be declared JSON, so no web page can make moderator
+//! calls count toward the lock-out.
 
 use std::sync::Arc;
 
@@ -18,7 +21,8 @@ use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 
 use super::filters::{
-    client_ip, limited_body, moderator, query_pairs, raw_query, session_cookie, with_state,
+    client_ip, header_value, limited_body, moderator, query_pairs, raw_query, require_json, session_cookie,
+    strict_json, with_state,
 };
 use super::public::{parse_cursor, parse_limit};
 use super::{json_response, method_not_allowed};
@@ -57,8 +61,11 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     );
     let approve = action(state.clone(), "approve", Status::Approved);
     let reject = action(state.clone(), "reject", Status::Rejected);
-    let spam = action(state, "spam", Status::Spam);
-    list.or(one)
+    let spam = action(state.clone(), "spam", Status::Spam);
+    cross_site(state)
+        .or(list)
+        .unify()
+        .or(one)
         .unify()
         .or(stats)
         .unify()
@@ -70,6 +77,31 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(spam)
         .unify()
+        .boxed()
+}
+
+/// Any /api/admin/* request whose `Origin` is not the public URL's: 403,
+/// answered before the route's own filters run, so neither a token nor a
+/// session is checked and nothing counts toward the lock-out. Requests
+/// without `Origin` (curl, scripts) are not browsers acting for another
+/// page and go on to the routes.
+fn cross_site(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    warp::path("api")
+        .and(warp::path("admin"))
+        .and(header_value("origin"))
+        .and_then(move |origin: Option<HeaderValue>| {
+            let refusal = origin.and_then(|origin| {
+                let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+                (!state.site.is_public_origin(&origin)).then(|| {
+                    ApiError::Forbidden(format!(
+                        "moderator calls are only accepted from pages of this service ({}), not from `{origin}`; \
+                         if this is the moderation page, set MARGINALIA_PUBLIC_URL to the address it is opened at",
+                        state.site.public_origin()
+                    ))
+                })
+            });
+            async move { refusal.map(Reply::into_response).ok_or_else(warp::reject::not_found) }
+        })
         .boxed()
 }
 
@@ -237,10 +269,13 @@ fn start_session(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     warp::post()
         .and(with_state(state.clone()))
         .and(client_ip(state))
+        .and(warp::header::headers_cloned())
         .and(limited_body())
         .then(
-            |state: Arc<AppState>, client: IpAddr, body: Result<Bytes, ApiError>| async move {
-                let login: Login = serde_json::from_slice(&body?)
+            |state: Arc<AppState>, client: IpAddr, headers: HeaderMap, body: Result<Bytes, ApiError>| async move {
+                // Before the token is looked at: a refused body is no failed login.
+                require_json(&headers)?;
+                let login: Login = serde_json::from_value(strict_json(&body?)?)
                     .map_err(|_| ApiError::BadRequest("send {\"token\": \"…\"} as JSON".into()))?;
                 let session = state.auth.start_session(login.token.trim(), client).await?;
                 tracing::info!(moderator = %session.moderator.name, "moderation session started");
@@ -255,6 +290,7 @@ fn start_session(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
                     &mut response,
                     &session.session_id,
                     auth::SESSION_LIFETIME.as_secs(),
+                    state.site.is_https(),
                 )?;
                 Ok::<_, ApiError>(response)
             },
@@ -301,7 +337,7 @@ fn end_session(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
                     state.auth.end_session(session_id).await?;
                 }
                 let mut response = StatusCode::NO_CONTENT.into_response();
-                set_session_cookie(&mut response, "", 0)?;
+                set_session_cookie(&mut response, "", 0, state.site.is_https())?;
                 Ok::<_, ApiError>(response)
             },
         )
@@ -310,11 +346,18 @@ fn end_session(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
 }
 
 /// HttpOnly (no script reads it), SameSite=Strict (no other site sends it),
-/// scoped to the moderator API. `Secure` is left to the TLS-terminating proxy
-/// setup (see README), since the service itself speaks plain HTTP.
-fn set_session_cookie(response: &mut Response, value: &str, max_age_secs: u64) -> Result<(), ApiError> {
+/// scoped to the moderator API, and `Secure` when the public URL is https:
+/// the service speaks plain HTTP to its TLS-terminating proxy, so only the
+/// configured address tells whether browsers reach it over TLS.
+fn set_session_cookie(
+    response: &mut Response,
+    value: &str,
+    max_age_secs: u64,
+    secure: bool,
+) -> Result<(), ApiError> {
+    let secure = if secure { "; Secure" } else { "" };
     let cookie = format!(
-        "{}={value}; HttpOnly; SameSite=Strict; Path=/api/admin; Max-Age={max_age_secs}",
+        "{}={value}; HttpOnly; SameSite=Strict; Path=/api/admin; Max-Age={max_age_secs}{secure}",
         auth::SESSION_COOKIE
     );
     let cookie = HeaderValue::from_str(&cookie).map_err(|error| ApiError::Internal(error.into()))?;

@@ -1,5 +1,6 @@
 //! The few filters the route modules share: the state, the client's address,
-//! a size-limited body, the query string and the moderator check.
+//! a size-limited body, the query string and the moderator check; and the
+//! strict reading of JSON bodies (JSON only, each key once).
 //!
 //! None of them rejects: each extracts a value (or a `Result` the handler
 //! turns into an error reply), so once a path and method match, that route
@@ -11,9 +12,11 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
 use warp::Filter;
 use warp::http::HeaderName;
-use warp::http::header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE, IF_NONE_MATCH};
+use warp::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, IF_NONE_MATCH};
 use warp::http::{HeaderMap, HeaderValue};
 
 use crate::auth::{CSRF_HEADER, Credentials, Moderator, SESSION_COOKIE, cookie_value};
@@ -163,6 +166,111 @@ pub fn header_value(
         .unify()
 }
 
+/// The media type of the request body (`Content-Type` without parameters
+/// such as `charset`), empty when there is none.
+pub fn media_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+}
+
+/// 415 unless the body is declared `application/json`. A cross-site page can
+/// post `text/plain` without asking the browser's CORS preflight first, but
+/// never `application/json`: calls that require it cannot be forged that way.
+pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    if media_type(headers).eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
+    }
+}
+
+/// Parses a JSON body, refusing (400) an object that names a key twice,
+/// at any depth: serde_json would keep the last one silently, so a proxy or
+/// log reading the first would see another request than the one handled.
+pub fn strict_json(body: &[u8]) -> Result<Value, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = UniqueKeys::deserialize(&mut deserializer)
+        .and_then(|UniqueKeys(value)| deserializer.end().map(|()| value))
+        .map_err(|error| ApiError::BadRequest(format!("malformed JSON: {error}")))?;
+    Ok(value)
+}
+
+/// A JSON value read with each object's keys checked for repeats.
+struct UniqueKeys(Value);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeysVisitor).map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(value.into())
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        // Finite always: JSON has no NaN or infinity.
+        Ok(serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let UniqueKeys(value) = map.next_value()?;
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format_args!(
+                    "the key `{key}` appears more than once"
+                )));
+            }
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +285,53 @@ mod tests {
         headers.insert(IF_NONE_MATCH, "*".parse().unwrap());
         assert!(if_none_match(&headers, "\"c\""));
         assert!(!if_none_match(&HeaderMap::new(), "\"c\""));
+    }
+
+    #[test]
+    fn strict_json_refuses_repeated_keys_at_any_depth() {
+        for body in [
+            &br#"{"name": "a", "name": "b"}"#[..],
+            br#"{"a": {"x": 1, "x": 1}}"#,
+            br#"[{"a": 1}, {"a": 1, "a": 2}]"#,
+        ] {
+            let error = strict_json(body).unwrap_err().to_string();
+            assert!(error.contains("appears more than once"), "{error}");
+        }
+        let error = strict_json(br#"{"token": "a", "token": "b"}"#).unwrap_err();
+        assert!(error.to_string().contains("`token`"), "the key is named: {error}");
+    }
+
+    #[test]
+    fn strict_json_reads_what_serde_json_reads() {
+        let body = br#" {"a": [1, -2, 3.5, "x", true, null, {}], "b": {"a": 1}, "n": 18446744073709551615} "#;
+        let strict = strict_json(body).unwrap();
+        let plain: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(strict, plain);
+        for broken in [&b""[..], b"{", b"{} {}", b"{\"a\": 1,}", b"nul"] {
+            assert!(
+                strict_json(broken).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(broken)
+            );
+        }
+    }
+
+    #[test]
+    fn json_is_required_by_its_media_type() {
+        let mut headers = HeaderMap::new();
+        assert!(require_json(&headers).is_err());
+        headers.insert(CONTENT_TYPE, "Application/JSON; charset=utf-8".parse().unwrap());
+        assert!(require_json(&headers).is_ok());
+        for other in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/jsonx",
+        ] {
+            headers.insert(CONTENT_TYPE, other.parse().unwrap());
+            assert!(matches!(
+                require_json(&headers),
+                Err(ApiError::UnsupportedMediaType)
+            ));
+        }
     }
 }

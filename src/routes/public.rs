@@ -14,7 +14,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use warp::Filter;
 use warp::filters::BoxedFilter;
-use warp::http::header::{CACHE_CONTROL, ETAG, LOCATION, REFERER};
+use warp::http::header::{CACHE_CONTROL, ETAG, LOCATION, REFERER, VARY};
 use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 
@@ -24,6 +24,7 @@ use super::filters::{
 use super::submission::{SubmissionFormat, parse_submission};
 use super::{json_response, method_not_allowed};
 use crate::comments;
+use crate::config::Site;
 use crate::domain::{CommentId, PublicComment, Status, ThreadUri};
 use crate::error::{ApiError, respond};
 use crate::state::AppState;
@@ -40,6 +41,7 @@ pub const PENDING_MESSAGE: &str = "Your comment is awaiting moderation.";
 
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let cors = cors(&state.allowed_origins);
+    let site = Arc::new(state.site.clone());
     let comments = submit(state.clone())
         .or(thread(state.clone()))
         .unify()
@@ -47,54 +49,50 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .unify()
         .boxed();
     let counts = counts(state).or(method_not_allowed("GET, HEAD")).unify().boxed();
-    let comments = warp::path!("api" / "comments").and(with_cors(comments, cors.clone()));
-    let counts = warp::path!("api" / "counts").and(with_cors(counts, cors));
-    comments.or(counts).unify().boxed()
+    let comments = warp::path!("api" / "comments").and(with_cors(comments, cors.clone(), site.clone()));
+    let counts = warp::path!("api" / "counts").and(with_cors(counts, cors, site));
+    comments.or(counts).unify().map(vary_on_origin).boxed()
 }
 
-/// Cross-origin requests go through the CORS check; same-origin ones (the
-/// `/demo` page, a blog served by the same host) need none, and browsers send
-/// `Origin` on every POST, so they must not be refused for it.
-fn with_cors(routes: BoxedFilter<(Response,)>, cors: warp::cors::Builder) -> BoxedFilter<(Response,)> {
+/// Every answer here depends on `Origin` (CORS headers echo it, and a page
+/// of the service itself gets none), so shared caches must key on it, 304s
+/// and preflights included; warp's CORS wrapper does not say so itself.
+fn vary_on_origin(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .append(VARY, HeaderValue::from_static("origin"));
+    response
+}
+
+/// Cross-origin requests go through the CORS check; pages of the service
+/// itself (the `/demo` page) need none, and browsers send `Origin` on every
+/// POST, so they must not be refused for it. "The service itself" is the
+/// public URL's origin ([`Site::is_public_origin`]), never the `Host` header.
+fn with_cors(
+    routes: BoxedFilter<(Response,)>,
+    cors: warp::cors::Builder,
+    site: Arc<Site>,
+) -> BoxedFilter<(Response,)> {
     let same_origin = header_value("origin")
-        .and(header_value("host"))
-        .and_then(
-            |origin: Option<HeaderValue>, host: Option<HeaderValue>| async move {
-                match (origin, host) {
-                    (Some(origin), Some(host)) if is_origin_of(&origin, &host) => Ok(()),
-                    _ => Err(warp::reject::not_found()),
+        .and_then(move |origin: Option<HeaderValue>| {
+            let own = origin
+                .as_ref()
+                .and_then(|origin| origin.to_str().ok())
+                .is_some_and(|origin| site.is_public_origin(origin));
+            async move {
+                if own {
+                    Ok(())
+                } else {
+                    Err(warp::reject::not_found())
                 }
-            },
-        )
+            }
+        })
         .untuple_one();
     same_origin
         .and(routes.clone())
         .or(routes.with(cors).map(Reply::into_response))
         .unify()
         .boxed()
-}
-
-/// True when the `Origin` header value names the `Host` header value.
-fn is_origin_of(origin: &HeaderValue, host: &HeaderValue) -> bool {
-    match (origin.to_str(), host.to_str()) {
-        (Ok(origin), Ok(host)) => origin_names_host(origin, host),
-        _ => false,
-    }
-}
-
-/// True when `origin` is the host this request (with `headers`) was sent to.
-fn names_this_host(headers: &HeaderMap, origin: &str) -> bool {
-    headers
-        .get(warp::http::header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .is_some_and(|host| origin_names_host(origin, host))
-}
-
-/// True when `origin` (`scheme://host[:port]`) names `host` (`host[:port]`).
-fn origin_names_host(origin: &str, host: &str) -> bool {
-    origin
-        .split_once("://")
-        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
 }
 
 /// CORS for the blog's origins. The CORS wrapper sits inside each path, so a
@@ -211,14 +209,15 @@ async fn submit_comment(
             },
             StatusCode::ACCEPTED,
         )),
-        SubmissionFormat::Form => Ok(form_success(&headers, &state.allowed_origins)),
+        SubmissionFormat::Form => Ok(form_success(&headers, &state.allowed_origins, &state.site)),
     }
 }
 
-/// A plain form post goes back to the page it came from, but only when that
-/// page's origin is explicitly allowed; otherwise a small page says what
-/// happened. Never a redirect anywhere else.
-fn form_success(headers: &HeaderMap, allowed_origins: &[String]) -> Response {
+/// A plain form post goes back to the page it came from (its `Referer`), but
+/// only when that page's origin (scheme, host and port) is an allowed origin
+/// or the public URL's; otherwise a small page says what happened. Never a
+/// redirect anywhere else, whatever the `Host` header says.
+fn form_success(headers: &HeaderMap, allowed_origins: &[String], site: &Site) -> Response {
     let back = headers
         .get(REFERER)
         .and_then(|value| value.to_str().ok())
@@ -226,7 +225,7 @@ fn form_success(headers: &HeaderMap, allowed_origins: &[String]) -> Response {
         .filter(|url| matches!(url.scheme(), "http" | "https"))
         .filter(|url| {
             let origin = url.origin().ascii_serialization();
-            allowed_origins.contains(&origin) || names_this_host(headers, &origin)
+            allowed_origins.contains(&origin) || site.is_public_origin(&origin)
         });
     if let Some(url) = back
         && let Ok(location) = HeaderValue::from_str(url.as_str())
@@ -291,15 +290,20 @@ impl ThreadQuery {
     }
 }
 
-/// `limit`: a positive integer, clamped to `max`.
+/// `limit`: a positive integer, clamped to `max` however many digits it has.
 pub(crate) fn parse_limit(value: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
-    match value {
-        None | Some("") => Ok(default),
-        Some(text) => match text.parse::<u64>() {
-            Ok(0) | Err(_) => Err(ApiError::BadRequest("limit must be a positive integer".into())),
-            Ok(limit) => Ok(limit.min(u64::from(max)) as u32),
-        },
+    let text = match value {
+        None | Some("") => return Ok(default),
+        Some(text) => text,
+    };
+    let positive = || ApiError::BadRequest("limit must be a positive integer".into());
+    if !text.bytes().all(|byte| byte.is_ascii_digit()) || text.bytes().all(|byte| byte == b'0') {
+        return Err(positive());
     }
+    // All digits and not zero: too large for u64 is merely larger than `max`.
+    Ok(text
+        .parse::<u64>()
+        .map_or(max, |limit| limit.min(u64::from(max)) as u32))
 }
 
 /// `after`: the opaque `next` of a previous page (an id, today).
@@ -433,46 +437,77 @@ mod tests {
         assert!(parse_limit(Some("0"), 200, 1000).is_err());
         assert!(parse_limit(Some("-1"), 200, 1000).is_err());
         assert!(parse_limit(Some("ten"), 200, 1000).is_err());
+        assert!(parse_limit(Some("000"), 200, 1000).is_err());
+        assert!(parse_limit(Some("+5"), 200, 1000).is_err());
+        assert!(parse_limit(Some("5.0"), 200, 1000).is_err());
     }
 
     #[test]
-    fn same_origin_means_the_origin_names_the_host() {
-        let same = |origin: &str, host: &str| {
-            is_origin_of(
-                &HeaderValue::from_str(origin).unwrap(),
-                &HeaderValue::from_str(host).unwrap(),
-            )
-        };
-        assert!(same("http://127.0.0.1:3000", "127.0.0.1:3000"));
-        assert!(same("https://Comments.Example", "comments.example"));
-        assert!(!same("https://blog.example", "comments.example"));
-        assert!(!same("http://127.0.0.1:3001", "127.0.0.1:3000"));
-        assert!(!same("null", "127.0.0.1:3000"));
-        let not_utf8 = HeaderValue::from_bytes(b"http://\xff").unwrap();
-        assert!(!is_origin_of(
-            &not_utf8,
-            &HeaderValue::from_static("comments.example")
-        ));
+    fn limits_beyond_u64_are_clamped_too() {
+        assert_eq!(
+            parse_limit(Some("99999999999999999999999"), 200, 1000).unwrap(),
+            1000
+        );
+        assert_eq!(
+            parse_limit(Some("0000000000000000000000007"), 200, 1000).unwrap(),
+            7
+        );
     }
 
     #[test]
     fn form_posts_only_redirect_to_allowed_origins() {
+        let site = service_at("https://comments.example");
         let allowed = vec!["https://blog.example".to_owned()];
         let mut headers = HeaderMap::new();
         headers.insert(REFERER, "https://blog.example/post/1".parse().unwrap());
-        let response = form_success(&headers, &allowed);
+        let response = form_success(&headers, &allowed, &site);
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         assert_eq!(response.headers()[LOCATION], "https://blog.example/post/1");
 
-        headers.insert(REFERER, "https://evil.example/post/1".parse().unwrap());
-        assert_eq!(form_success(&headers, &allowed).status(), StatusCode::ACCEPTED);
-        headers.insert(REFERER, "https://blog.example.evil.example/".parse().unwrap());
-        assert_eq!(form_success(&headers, &allowed).status(), StatusCode::ACCEPTED);
+        for elsewhere in [
+            "https://evil.example/post/1",
+            "https://blog.example.evil.example/",
+            // The scheme and the port are part of the origin.
+            "http://blog.example/post/1",
+            "https://blog.example:8443/post/1",
+        ] {
+            headers.insert(REFERER, elsewhere.parse().unwrap());
+            let response = form_success(&headers, &allowed, &site);
+            assert_eq!(response.status(), StatusCode::ACCEPTED, "{elsewhere}");
+        }
         // With no allow-list there is nothing to trust a Referer against…
         headers.insert(REFERER, "https://blog.example/post/1".parse().unwrap());
-        assert_eq!(form_success(&headers, &[]).status(), StatusCode::ACCEPTED);
-        // …but a page of this very host (the demo) is safe to go back to.
-        headers.insert("host", "blog.example".parse().unwrap());
-        assert_eq!(form_success(&headers, &[]).status(), StatusCode::SEE_OTHER);
+        assert_eq!(form_success(&headers, &[], &site).status(), StatusCode::ACCEPTED);
+    }
+
+    /// Found when the service was tried as an attacker would: `Host:
+    /// evil.example` plus a matching `Referer` redirected there.
+    #[test]
+    fn the_service_itself_is_its_public_url_never_the_host_header() {
+        let site = service_at("https://comments.example");
+        let mut headers = HeaderMap::new();
+        headers.insert("host", "evil.example".parse().unwrap());
+        headers.insert(REFERER, "https://evil.example/phish".parse().unwrap());
+        assert_eq!(form_success(&headers, &[], &site).status(), StatusCode::ACCEPTED);
+        headers.insert(REFERER, "http://evil.example/phish".parse().unwrap());
+        assert_eq!(form_success(&headers, &[], &site).status(), StatusCode::ACCEPTED);
+
+        // A page of the service itself (the demo) is safe to go back to.
+        headers.insert(REFERER, "https://comments.example/demo".parse().unwrap());
+        let response = form_success(&headers, &[], &site);
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(response.headers()[LOCATION], "https://comments.example/demo");
+        // …but not the same host over another scheme.
+        headers.insert(REFERER, "http://comments.example/demo".parse().unwrap());
+        assert_eq!(form_success(&headers, &[], &site).status(), StatusCode::ACCEPTED);
+    }
+
+    fn service_at(public_url: &str) -> Site {
+        let public_url = url::Url::parse(public_url).unwrap();
+        Site {
+            site_url: public_url.clone(),
+            name: "test".into(),
+            public_url,
+        }
     }
 }

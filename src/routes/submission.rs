@@ -1,12 +1,17 @@
 //! Turning a submitted JSON object or urlencoded form into a [`NewComment`],
 //! naming every field that is missing, of the wrong type or invalid at once.
+//! A key sent twice is refused (400) in both encodings rather than one copy
+//! silently winning.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 
 use serde_json::Value;
 use warp::http::HeaderMap;
-use warp::http::header::{CONTENT_TYPE, USER_AGENT};
+use warp::http::header::USER_AGENT;
+
+use super::filters::{media_type, strict_json};
 
 use crate::domain::{AuthorName, CommentBody, CommentId, Email, NewComment, ThreadUri, Website};
 use crate::error::{ApiError, FieldErrors};
@@ -26,11 +31,7 @@ pub enum SubmissionFormat {
 impl SubmissionFormat {
     /// From the `Content-Type` (parameters such as `charset` ignored); 415 otherwise.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
-        let content_type = headers
-            .get(CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default();
-        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        let essence = media_type(headers);
         if essence.eq_ignore_ascii_case("application/json") {
             Ok(SubmissionFormat::Json)
         } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
@@ -58,9 +59,7 @@ const STRING_FIELDS: [&str; 5] = ["uri", "name", "email", "website", "body"];
 
 impl RawSubmission {
     fn from_json(body: &[u8]) -> Result<Self, ApiError> {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|error| ApiError::BadRequest(format!("malformed JSON: {error}")))?;
-        let Value::Object(object) = value else {
+        let Value::Object(object) = strict_json(body)? else {
             return Err(ApiError::BadRequest("the body must be a JSON object".into()));
         };
         let mut raw = RawSubmission::default();
@@ -87,10 +86,19 @@ impl RawSubmission {
     fn from_form(body: &[u8]) -> Result<Self, ApiError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
             .map_err(|_| ApiError::BadRequest("malformed form data".into()))?;
-        // The first occurrence of a field wins, as with most form parsers.
         let mut fields: HashMap<String, String> = HashMap::new();
         for (key, value) in pairs {
-            fields.entry(key).or_insert(value);
+            match fields.entry(key) {
+                Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                Entry::Occupied(slot) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "the form field `{}` appears more than once",
+                        slot.key()
+                    )));
+                }
+            }
         }
         let mut raw = RawSubmission::default();
         for field in STRING_FIELDS {
@@ -195,6 +203,7 @@ pub fn parse_submission(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use warp::http::header::CONTENT_TYPE;
 
     fn client() -> IpAddr {
         "192.0.2.1".parse().unwrap()
@@ -253,6 +262,23 @@ mod tests {
                 parse_submission(SubmissionFormat::Json, body, client(), &HeaderMap::new()),
                 Err(ApiError::BadRequest(_))
             ));
+        }
+    }
+
+    #[test]
+    fn a_key_sent_twice_is_refused_in_both_encodings() {
+        let json = br#"{"uri": "/p/", "name": "Ada", "name": "Eve", "email": "a@example.org", "body": "hi"}"#;
+        let form = b"uri=%2Fp%2F&name=Ada&email=a%40example.org&body=hi&name=Eve";
+        for (format, body) in [
+            (SubmissionFormat::Json, &json[..]),
+            (SubmissionFormat::Form, &form[..]),
+        ] {
+            match parse_submission(format, body, client(), &HeaderMap::new()) {
+                Err(ApiError::BadRequest(message)) => {
+                    assert!(message.contains("`name`"), "{message}")
+                }
+                other => panic!("{format:?}: expected a 400, got {other:?}"),
+            }
         }
     }
 

@@ -25,6 +25,7 @@ mod rate_limit;
 mod restart;
 mod sanitize;
 mod server;
+mod site;
 mod store;
 mod submit;
 mod thread;

@@ -105,6 +105,23 @@ fn invalid_cases() -> Vec<(&'static str, Value)> {
         ("body", json!({"body": "nul \u{0} inside"})),
         ("body", json!({"body": format!("{} deep", ">".repeat(5_000))})),
         ("parent_id", json!({"parent_id": 999_999})),
+        // Found when the service was tried as an attacker would:
+        ("name", json!({"name": "\u{200B}"})),
+        ("name", json!({"name": "\u{FEFF}\u{200C}\u{200D}\u{2060}"})),
+        ("name", json!({"name": " \u{200E}\u{200F} "})),
+        ("name", json!({"name": "Ada\u{202E}ecalevol"})),
+        ("name", json!({"name": "\u{2067}Ada\u{2069}"})),
+        ("uri", json!({"uri": "/posts/\u{202E}1/"})),
+        ("uri", json!({"uri": "/posts/\u{2066}1/"})),
+        (
+            "website",
+            json!({"website": "https://ada.example/\u{202E}gpj.exe"}),
+        ),
+        ("website", json!({"website": "https://ada.example/?\u{2068}"})),
+        ("body", json!({"body": "<img src=x>"})),
+        ("body", json!({"body": "<script>alert(1)</script>"})),
+        ("body", json!({"body": "[](https://example.org/)"})),
+        ("body", json!({"body": "\u{200B}"})),
     ]
 }
 
@@ -522,6 +539,68 @@ async fn bodies_that_nest_too_deeply_or_render_too_large_are_refused_on_body() {
                 .len(),
             0
         );
+    })
+    .await;
+}
+
+/// Found when the service was tried as an attacker would: `<img src=x>` was
+/// accepted with an empty `body_html`, for a moderator to approve a blank.
+#[tokio::test]
+async fn a_body_that_renders_to_nothing_is_refused_with_a_message_saying_so() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let mut comment = valid_comment();
+        merge(&mut comment, json!({"body": "<img src=x onerror=alert(1)>"}));
+        let body = assert_error(
+            app.post_json(&comment).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+        )
+        .await;
+        assert_eq!(body["fields"]["body"], "says nothing once formatting is removed");
+        // With something to say next to it, the image is merely dropped.
+        merge(&mut comment, json!({"body": "Look: <img src=x>"}));
+        let response = app.post_json(&comment).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let accepted: Value = response.json().await.unwrap();
+        assert_eq!(accepted["body_html"], "<p>Look: </p>\n");
+    })
+    .await;
+}
+
+/// Found when the service was tried as an attacker would: a key sent twice
+/// was accepted, the last copy winning (the first, for forms).
+#[tokio::test]
+async fn a_field_sent_twice_is_refused_in_json_and_in_forms() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let json_body =
+            r#"{"uri": "/twice/", "name": "Ada", "email": "ada@example.org", "body": "Hi", "name": "Eve"}"#;
+        let response = app
+            .client
+            .post(app.url("/api/comments"))
+            .header("content-type", "application/json")
+            .body(json_body)
+            .send()
+            .await
+            .unwrap();
+        let body = assert_error(response, StatusCode::BAD_REQUEST, "bad_request").await;
+        assert!(body["message"].as_str().unwrap().contains("`name`"), "{body}");
+
+        let form_body = "uri=%2Ftwice%2F&name=Ada&email=ada%40example.org&body=Hi&body=Other";
+        let response = app
+            .client
+            .post(app.url("/api/comments"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body)
+            .send()
+            .await
+            .unwrap();
+        let body = assert_error(response, StatusCode::BAD_REQUEST, "bad_request").await;
+        assert!(body["message"].as_str().unwrap().contains("`body`"), "{body}");
+
+        // Nothing was stored.
+        assert_eq!(app.admin_list("status=pending").await["comments"], json!([]));
     })
     .await;
 }

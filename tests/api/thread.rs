@@ -125,8 +125,22 @@ async fn the_thread_is_oldest_first_and_pages_follow_each_other() {
 
         // Without a limit the whole thread comes in one page.
         assert_eq!(app.thread_ids("/paged/").await, published);
-        // A huge limit is clamped, not refused.
-        let response = app.get_thread("uri=/paged/&limit=100000").await;
+        // A huge limit is clamped, not refused, however many digits it has (one beyond
+        // u64 was a 400).
+        for huge in ["100000", "99999999999999999999999"] {
+            let response = app.get_thread(&format!("uri=/paged/&limit={huge}")).await;
+            assert_eq!(response.status(), StatusCode::OK, "limit={huge}");
+            let page: Value = response.json().await.unwrap();
+            assert_eq!(ids(&page["comments"]), published, "limit={huge}");
+        }
+        let response = app
+            .admin(
+                reqwest::Method::GET,
+                "/api/admin/comments?status=approved&limit=99999999999999999999999",
+            )
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
     })
     .await;

@@ -1,6 +1,8 @@
 //! The XSS corpus (`tests/xss/payloads.jsonl`, see `tests/xss/SOURCES.md`) through the API:
 //! every payload as `body`, `name` and `website`, submitted, approved and read back from the
 //! public thread. `body_html` is checked by parsing it, against API.md's allow-list.
+//! A body that renders to no visible text is refused (422), and whether it says nothing
+//! is decided here by parsing the rendering, independently of the service's own check.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -136,6 +138,30 @@ async fn approve_all(app: &TestApp, ids: &[i64]) {
     assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
 }
 
+/// Characters that draw nothing, as the rule for names and bodies counts them (written
+/// from the contract's examples, not from the service's list).
+fn invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}'
+        )
+}
+
+/// The bidirectional embedding, override and isolate characters names, uris and websites refuse.
+fn bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// True when `html` shows no visible character once parsed (as a browser would).
+fn shows_nothing(html: &str) -> bool {
+    scraper::Html::parse_fragment(html)
+        .root_element()
+        .text()
+        .all(|text| text.chars().all(invisible))
+}
+
 /// A 422 that names `field` and no other (the rest of the submission is valid).
 fn assert_refused_on(field: &str, payload: &Payload, answer: &Value) {
     assert_eq!(answer["error"], "validation", "#{}: {answer}", payload.id);
@@ -216,22 +242,58 @@ async fn every_corpus_payload_stays_inside_the_allow_list_and_plain_in_name_and_
             let uri = "/xss/body/";
             let answers = submit_all(&app, &corpus, uri, "body").await;
             let mut accepted = BTreeMap::new();
+            let mut blank = Vec::new();
             for (payload, (status, answer)) in corpus.iter().zip(&answers) {
                 if *status == StatusCode::UNPROCESSABLE_ENTITY {
-                    // Only what API.md refuses: control characters other than tab, CR and LF.
+                    // Only what API.md refuses: control characters other than tab, CR and
+                    // LF, and a body that says nothing once formatting is removed.
                     let controls = payload
                         .payload
                         .chars()
                         .any(|c| c.is_control() && !['\t', '\r', '\n'].contains(&c));
-                    assert!(controls, "#{} refused as a body: {answer}", payload.id);
+                    let says_nothing = shows_nothing(&marginalia::domain::render(payload.payload.trim()));
+                    assert!(controls || says_nothing, "#{} refused as a body: {answer}", payload.id);
                     assert_refused_on("body", payload, answer);
+                    if !controls {
+                        assert_eq!(
+                            answer["fields"]["body"], "says nothing once formatting is removed",
+                            "#{}", payload.id
+                        );
+                        blank.push(payload.clone());
+                    }
                     continue;
                 }
                 assert_eq!(*status, StatusCode::ACCEPTED, "#{}: {answer}", payload.id);
                 assert_eq!(answer["status"], "pending");
                 let html = answer["body_html"].as_str().expect("body_html");
                 assert_inside_allow_list("the 202's body_html", payload, html);
+                assert!(!shows_nothing(html), "#{}: accepted with a blank body_html {html:?}", payload.id);
                 accepted.insert(answer["id"].as_i64().unwrap(), (payload, html.to_owned()));
+            }
+            // A payload refused for saying nothing still goes through the sanitizer and
+            // out to the public, followed by a visible paragraph (unless the payload
+            // swallows it, as an unclosed `<script>` does: then it says nothing again).
+            let followed: Vec<Payload> = blank
+                .iter()
+                .map(|payload| Payload {
+                    payload: format!("{}\n\nStill here.", payload.payload),
+                    ..payload.clone()
+                })
+                .collect();
+            let mut still_blank = 0;
+            for (payload, (status, answer)) in followed.iter().zip(submit_all(&app, &followed, uri, "body").await) {
+                if status == StatusCode::UNPROCESSABLE_ENTITY {
+                    assert!(shows_nothing(&marginalia::domain::render(payload.payload.trim())), "#{}: {answer}", payload.id);
+                    assert_eq!(answer["fields"]["body"], "says nothing once formatting is removed");
+                    still_blank += 1;
+                    continue;
+                }
+                assert_eq!(status, StatusCode::ACCEPTED, "#{}: {answer}", payload.id);
+                let html = answer["body_html"].as_str().expect("body_html");
+                assert_inside_allow_list("the 202's body_html", payload, html);
+                assert!(!shows_nothing(html), "#{}: accepted with a blank body_html {html:?}", payload.id);
+                let original = corpus.iter().find(|p| p.id == payload.id).expect("the payload");
+                accepted.insert(answer["id"].as_i64().unwrap(), (original, html.to_owned()));
             }
             let ids_accepted: Vec<i64> = accepted.keys().copied().collect();
             approve_all(&app, &ids_accepted).await;
@@ -249,10 +311,13 @@ async fn every_corpus_payload_stays_inside_the_allow_list_and_plain_in_name_and_
                 assert_eq!(html, submitted_html, "#{}: published as previewed", payload.id);
             }
             eprintln!(
-                "body: {} payloads, {} accepted and inside the allow-list, {} refused",
+                "body: {} payloads, {} accepted and inside the allow-list ({} of them followed by a paragraph), \
+                 {} refused for control characters, {} for saying nothing ({still_blank} even when followed by a paragraph)",
                 corpus.len(),
                 accepted.len(),
-                corpus.len() - accepted.len()
+                blank.len() - still_blank,
+                corpus.len() - (accepted.len() - (blank.len() - still_blank)) - blank.len(),
+                blank.len(),
             );
 
             // --- as the name: refused on `name`, or published verbatim (trimmed) as JSON text
@@ -263,9 +328,10 @@ async fn every_corpus_payload_stays_inside_the_allow_list_and_plain_in_name_and_
             for (payload, (status, answer)) in corpus.iter().zip(&answers) {
                 // API.md's rule for names, and no other: markup alone is no reason to refuse.
                 let trimmed = payload.payload.trim();
-                let against_the_rule = trimmed.is_empty()
+                let against_the_rule = trimmed.chars().all(invisible)
                     || trimmed.chars().count() > 80
-                    || trimmed.chars().any(char::is_control);
+                    || trimmed.chars().any(char::is_control)
+                    || trimmed.chars().any(bidi_control);
                 assert_eq!(
                     *status == StatusCode::UNPROCESSABLE_ENTITY,
                     against_the_rule,

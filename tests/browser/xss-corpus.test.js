@@ -23,6 +23,8 @@ const PAGE_SIZE = 40;
 const ALLOWED = 'P BR STRONG EM DEL CODE PRE BLOCKQUOTE UL OL LI A';
 const FORBIDDEN = 'iframe, script, svg, img, object, embed, style, form, input, math, frame, frameset, base, meta, link, template, video, audio, image, textarea, select';
 const REL = 'nofollow ugc noopener noreferrer';
+/** The 422 message of a body that renders to nothing. */
+const NOTHING_SAID = 'says nothing once formatting is removed';
 
 let tmp;
 let service;
@@ -54,18 +56,26 @@ async function seed(field) {
     const uri = `/posts/xss-${field}-${Math.floor(i / PER_THREAD)}/`;
     const comment = { uri, name: 'Reader', email: 'reader@example.org', body: `Corpus payload ${entry.id} as ${field}.` };
     comment[field] = entry.payload;
-    const r = await service.request('POST', '/api/comments', { json: comment });
+    let r = await service.request('POST', '/api/comments', { json: comment });
+    if (r.status === 422 && field === 'body' && r.body.fields?.body === NOTHING_SAID) {
+      // A payload that renders to nothing is refused; followed by a visible paragraph it
+      // still goes through the sanitizer and out to the widget (unless it swallows the
+      // paragraph, as an unclosed <script> does, and says nothing again).
+      comment.body = `${entry.payload}\n\nStill here.`;
+      r = await service.request('POST', '/api/comments', { json: comment });
+      if (r.status === 422 && r.body.fields?.body === NOTHING_SAID) return null;
+    }
     if (r.status === 422) {
       assert.deepEqual(Object.keys(r.body.fields), [field], `#${entry.id} as ${field}: refused on ${r.text}`);
       if (field === 'body') {
-        // API.md refuses control characters but tab, CR and LF; anything else is a 202.
+        // API.md refuses control characters but tab, CR and LF, and bodies that say nothing.
         assert.match(entry.payload, /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/u, `#${entry.id} refused as body`);
       }
       return null;
     }
     assert.equal(r.status, 202, `#${entry.id} as ${field}: ${r.text}`);
     await service.moderate(r.body.id, 'approve');
-    return { uri, id: r.body.id, entry, sent: entry.payload };
+    return { uri, id: r.body.id, entry, sent: comment[field] };
   });
   for (const answer of answers) {
     if (!answer) {
@@ -224,7 +234,9 @@ describe('XSS corpus in a browser', () => {
       await seed(field);
       const kept = threads[field].reduce((n, t) => n + t.comments.length, 0);
       assert.equal(kept + refused[field], CORPUS.length);
-      if (field === 'body') assert.equal(kept, CORPUS.length, 'every body is accepted');
+      // Bodies are refused only for control characters or for saying nothing even when
+      // followed by a paragraph (both checked in seed()): a few of the corpus.
+      if (field === 'body') assert.ok(kept >= CORPUS.length * 0.9, `${kept} bodies published`);
 
       for (const thread of threads[field]) {
         const { context, page, problems } = await openPage(browser);

@@ -3,11 +3,11 @@
 //! app) and `routes` (which serve it) both depend on it without depending on
 //! each other.
 
+use std::net::SocketAddr;
+
 use anyhow::Context;
 
 use crate::auth::Authenticator;
-use std::net::SocketAddr;
-
 use crate::config::{Config, Site};
 use crate::metrics::Metrics;
 use crate::rate_limit::{ClientResolver, SubmissionLimiter};

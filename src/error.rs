@@ -14,6 +14,9 @@ use warp::reply::{Reply, Response};
 
 use crate::store::StoreError;
 
+/// What a comment submission may be sent as.
+pub const SUBMISSION_MEDIA_TYPES: &str = "application/json or application/x-www-form-urlencoded";
+
 /// Field name → what is wrong with it, in a stable order.
 pub type FieldErrors = BTreeMap<&'static str, String>;
 
@@ -46,9 +49,9 @@ pub enum ApiError {
     /// the connection is closed with the answer.
     #[error("the request's header fields exceed {max_bytes} bytes in total or {max_fields} fields")]
     RequestHeaderFieldsTooLarge { max_bytes: usize, max_fields: usize },
-    /// 415 `unsupported_media_type`.
-    #[error("send application/json or application/x-www-form-urlencoded")]
-    UnsupportedMediaType,
+    /// 415 `unsupported_media_type`; `expected` names what this call takes.
+    #[error("send the body as {expected}")]
+    UnsupportedMediaType { expected: &'static str },
     /// 422 `validation`: every failing field named.
     #[error("some fields are invalid")]
     Validation(FieldErrors),
@@ -79,7 +82,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::RequestHeaderFieldsTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -98,7 +101,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::RequestTimeout { .. } => "request_timeout",
             ApiError::RequestHeaderFieldsTooLarge { .. } => "request_header_fields_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::Validation(_) => "validation",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
@@ -200,7 +203,9 @@ pub async fn handle_rejection(rejection: warp::Rejection) -> Result<Response, In
             limit: crate::config::MAX_BODY_BYTES,
         }
     } else if rejection.find::<warp::reject::UnsupportedMediaType>().is_some() {
-        ApiError::UnsupportedMediaType
+        ApiError::UnsupportedMediaType {
+            expected: SUBMISSION_MEDIA_TYPES,
+        }
     } else if let Some(body_error) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
         ApiError::BadRequest(body_error.to_string())
     } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {

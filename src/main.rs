@@ -36,16 +36,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         %address,
         database = %Store::describe(&config.database.url()),
         backend = app.backend_name(),
+        public_url = %app.site().public_url,
+        site_url = %app.site().site_url,
         "marginalia is serving"
     );
     if let Some(token) = app.take_first_token() {
         // Shown once, on the terminal only: it is not logged anywhere.
         println!(
             "\nNo moderator token existed, so one was created (named `{}`); it is shown only now:\n\n    {}\n\n\
-             Use it as `Authorization: Bearer <token>` on /api/admin/*, or log in at http://{address}/admin.\n\
+             Use it as `Authorization: Bearer <token>` on /api/admin/*, or log in at {}.\n\
              Create more with `marginalia token create NAME`, or set MARGINALIA_ADMIN_TOKEN.\n",
             auth::FIRST_TOKEN_NAME,
-            token.expose_secret()
+            token.expose_secret(),
+            app.site().public_link("/admin")
         );
     } else if config.admin_token.is_none() {
         tracing::info!(

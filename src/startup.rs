@@ -104,6 +104,11 @@ impl App {
         self.state.store.backend_name()
     }
 
+    /// The resolved public URL, blog URL and name (defaults filled in).
+    pub fn site(&self) -> &crate::config::Site {
+        &self.state.site
+    }
+
     /// The token created because none existed; `Some` only on that first start.
     /// The caller shows it once; it is never logged.
     pub fn take_first_token(&mut self) -> Option<SecretString> {

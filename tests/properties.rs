@@ -1,6 +1,6 @@
 //! Properties of the domain types and the sanitizer over arbitrary input
 //! (proptest): whatever a reader types, the published HTML stays inside the
-//! allow-list of API.md, sanitizing is idempotent, an accepted body shows
+//! allow-list of the contract (openapi.yaml), sanitizing is idempotent, an accepted body shows
 //! something, names show something and hold no bidirectional controls, and
 //! the public view of a comment never carries its email.
 

@@ -1,5 +1,5 @@
-//! Each newtype's `parse` on arbitrary text: it accepts exactly what API.md
-//! allows (where API.md says exactly what that is) and what it holds keeps
+//! Each newtype's `parse` on arbitrary text: it accepts exactly what the contract (openapi.yaml)
+//! allows (where the contract says exactly what that is) and what it holds keeps
 //! every rule.
 
 #![no_main]

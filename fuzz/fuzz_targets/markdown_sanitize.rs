@@ -1,5 +1,5 @@
 //! Arbitrary text as a comment body, as Markdown and as raw HTML: whatever
-//! comes out must stay inside API.md's allow-list, survive a second
+//! comes out must stay inside the contract's allow-list, survive a second
 //! sanitizing unchanged, and respect the 64 KiB limit on rendered HTML.
 
 #![no_main]

@@ -1,6 +1,6 @@
 //! Arbitrary bytes as a submission body, both as JSON and as a urlencoded
 //! form, through `parse_submission`. It must never panic; its answer must be
-//! exactly the one API.md's rules give for the fields the bytes hold (a 400
+//! exactly the one the contract's rules give for the fields the bytes hold (a 400
 //! for malformed bodies, a 422 naming every bad field, or a comment whose
 //! every field keeps its rule); and the public view of an accepted comment
 //! must not depend on its email, IP or user agent.
@@ -89,7 +89,7 @@ fn fields_of_form(body: &[u8]) -> Option<Fields> {
     Some(fields)
 }
 
-/// The fields API.md says are wrong, by the domain types' own verdicts.
+/// The fields the contract (openapi.yaml) says are wrong, by the domain types' own verdicts.
 fn invalid_fields(fields: &Fields) -> BTreeSet<&'static str> {
     let mut invalid = fields.wrong_type.clone();
     let value = |field: &str| fields.strings.get(field).map(String::as_str);
@@ -121,8 +121,8 @@ fn expected_user_agent(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-/// Every rule of API.md on an accepted comment, checked on the values
-/// themselves, and each value equal to what was sent (trimmed where API.md says so).
+/// Every rule of the contract (openapi.yaml) on an accepted comment, checked on the values
+/// themselves, and each value equal to what was sent (trimmed where the contract says so).
 fn check_accepted(comment: &NewComment, fields: &Fields, client: IpAddr, headers: &HeaderMap) {
     let sent = |field: &str| fields.strings.get(field).map(String::as_str);
 
@@ -205,7 +205,7 @@ fn stored(comment: &NewComment, email: &str, ip: Option<String>, user_agent: Opt
     }
 }
 
-/// The public JSON of the comment has API.md's keys only and is the same
+/// The public JSON of the comment has the contract's keys only and is the same
 /// whatever the email, IP and user agent: none of them can leak into it.
 fn check_public_view(comment: &NewComment) {
     let row = stored(

@@ -1,7 +1,7 @@
 //! The invariants the fuzz targets assert, shared between them.
 //!
 //! Each `check_*` panics (and so makes libFuzzer report a crash and save the
-//! input) when the service breaks a promise of API.md for that input.
+//! input) when the service breaks a promise of the contract (openapi.yaml) for that input.
 
 use marginalia::domain::{
     CommentBody, MAX_BODY_CHARS, MAX_BODY_HTML_BYTES, MAX_BODY_NESTING, has_visible_text, nesting_depth,
@@ -11,7 +11,7 @@ use marginalia::domain::{
 #[path = "../../tests/support/allow_list.rs"]
 mod allow_list;
 
-/// True for the control characters API.md refuses (Rust's `char::is_control`).
+/// True for the control characters the contract (openapi.yaml) refuses (Rust's `char::is_control`).
 pub fn has_control(value: &str, allowed: &[char]) -> bool {
     value.chars().any(|c| c.is_control() && !allowed.contains(&c))
 }

@@ -20,7 +20,7 @@ pub const MAX_BODY_HTML_BYTES: usize = 64 * 1024;
 /// conversation nests a hundred quotes deep.
 pub const MAX_BODY_NESTING: usize = 100;
 
-/// The only tags that survive sanitizing (API.md's allow-list).
+/// The only tags that survive sanitizing (the contract's allow-list).
 const ALLOWED_TAGS: [&str; 12] = [
     "p",
     "br",

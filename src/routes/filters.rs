@@ -186,7 +186,9 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     if media_type(headers).eq_ignore_ascii_case("application/json") {
         Ok(())
     } else {
-        Err(ApiError::UnsupportedMediaType)
+        Err(ApiError::UnsupportedMediaType {
+            expected: "application/json",
+        })
     }
 }
 
@@ -330,7 +332,9 @@ mod tests {
             headers.insert(CONTENT_TYPE, other.parse().unwrap());
             assert!(matches!(
                 require_json(&headers),
-                Err(ApiError::UnsupportedMediaType)
+                Err(ApiError::UnsupportedMediaType {
+                    expected: "application/json"
+                })
             ));
         }
     }

@@ -14,7 +14,7 @@ use warp::http::header::USER_AGENT;
 use super::filters::{media_type, strict_json};
 
 use crate::domain::{AuthorName, CommentBody, CommentId, Email, NewComment, ThreadUri, Website};
-use crate::error::{ApiError, FieldErrors};
+use crate::error::{ApiError, FieldErrors, SUBMISSION_MEDIA_TYPES};
 
 /// Longest user agent kept for moderators; the rest is cut off.
 const MAX_USER_AGENT_CHARS: usize = 500;
@@ -37,7 +37,9 @@ impl SubmissionFormat {
         } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
             Ok(SubmissionFormat::Form)
         } else {
-            Err(ApiError::UnsupportedMediaType)
+            Err(ApiError::UnsupportedMediaType {
+                expected: SUBMISSION_MEDIA_TYPES,
+            })
         }
     }
 }
@@ -293,11 +295,15 @@ mod tests {
         headers.insert(CONTENT_TYPE, "text/plain".parse().unwrap());
         assert!(matches!(
             SubmissionFormat::from_headers(&headers),
-            Err(ApiError::UnsupportedMediaType)
+            Err(ApiError::UnsupportedMediaType {
+                expected: SUBMISSION_MEDIA_TYPES
+            })
         ));
         assert!(matches!(
             SubmissionFormat::from_headers(&HeaderMap::new()),
-            Err(ApiError::UnsupportedMediaType)
+            Err(ApiError::UnsupportedMediaType {
+                expected: SUBMISSION_MEDIA_TYPES
+            })
         ));
     }
 }

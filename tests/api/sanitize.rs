@@ -1,4 +1,4 @@
-//! Bodies are Markdown, rendered and sanitized to the allow-list of API.md.
+//! Bodies are Markdown, rendered and sanitized to the allow-list of the contract (openapi.yaml).
 
 use serde_json::Value;
 

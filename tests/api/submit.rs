@@ -77,7 +77,7 @@ async fn fields_of_the_wrong_json_type_are_named() {
     .await;
 }
 
-/// Each rule of API.md, with the field it must name.
+/// Each rule of the contract (openapi.yaml), with the field it must name.
 fn invalid_cases() -> Vec<(&'static str, Value)> {
     vec![
         ("uri", json!({"uri": "posts/1"})),

@@ -1,6 +1,6 @@
 //! The XSS corpus (`tests/xss/payloads.jsonl`, see `tests/xss/SOURCES.md`) through the API:
 //! every payload as `body`, `name` and `website`, submitted, approved and read back from the
-//! public thread. `body_html` is checked by parsing it, against API.md's allow-list.
+//! public thread. `body_html` is checked by parsing it, against the contract's allow-list.
 //! A body that renders to no visible text is refused (422), and whether it says nothing
 //! is decided here by parsing the rendering, independently of the service's own check.
 
@@ -245,7 +245,7 @@ async fn every_corpus_payload_stays_inside_the_allow_list_and_plain_in_name_and_
             let mut blank = Vec::new();
             for (payload, (status, answer)) in corpus.iter().zip(&answers) {
                 if *status == StatusCode::UNPROCESSABLE_ENTITY {
-                    // Only what API.md refuses: control characters other than tab, CR and
+                    // Only what the contract (openapi.yaml) refuses: control characters other than tab, CR and
                     // LF, and a body that says nothing once formatting is removed.
                     let controls = payload
                         .payload
@@ -326,7 +326,7 @@ async fn every_corpus_payload_stays_inside_the_allow_list_and_plain_in_name_and_
             let mut kept = BTreeMap::new();
             let mut refused = 0;
             for (payload, (status, answer)) in corpus.iter().zip(&answers) {
-                // API.md's rule for names, and no other: markup alone is no reason to refuse.
+                // the contract's rule for names, and no other: markup alone is no reason to refuse.
                 let trimmed = payload.payload.trim();
                 let against_the_rule = trimmed.chars().all(invisible)
                     || trimmed.chars().count() > 80

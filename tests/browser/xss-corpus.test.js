@@ -1,7 +1,7 @@
 // The XSS corpus (tests/xss/payloads.jsonl, see tests/xss/SOURCES.md) in a real browser: every
 // payload submitted as the body, the name and the website, approved, and rendered by the widget on
 // the test blog (no CSP there, so nothing is masked). Nothing may run, no dialog may open, and the
-// comments' DOM holds nothing outside API.md's allow-list. The server's own body_html is also parsed
+// comments' DOM holds nothing outside the contract's allow-list. The server's own body_html is also parsed
 // by Chromium's HTML parser and held to the allow-list, so that a parser difference between the
 // server's sanitizer and the browser (mutation XSS) cannot hide behind the widget's second filter.
 //
@@ -68,7 +68,7 @@ async function seed(field) {
     if (r.status === 422) {
       assert.deepEqual(Object.keys(r.body.fields), [field], `#${entry.id} as ${field}: refused on ${r.text}`);
       if (field === 'body') {
-        // API.md refuses control characters but tab, CR and LF, and bodies that say nothing.
+        // the contract refuses control characters but tab, CR and LF, and bodies that say nothing.
         assert.match(entry.payload, /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/u, `#${entry.id} refused as body`);
       }
       return null;

@@ -100,7 +100,7 @@ async fn a_full_disk_gives_503s_keeps_what_was_stored_and_recovers_when_space_re
 
     let (filler, filler_bytes) = fill(disk.path(), "filler", 256 * 1024);
     // Large submissions until the database cannot grow: each answer comes
-    // promptly, and the first refusal is a 503 of API.md's shape.
+    // promptly, and the first refusal is a 503 of the contract's shape.
     let mut refused = None;
     let mut accepted_while_filling = 0;
     for n in 0..400 {

@@ -334,7 +334,7 @@ pub fn comment(uri: &str, body: &str) -> Value {
     })
 }
 
-/// Asserts API.md's error shape with this code, and that the message says
+/// Asserts the contract's error shape with this code, and that the message says
 /// nothing about the inside (driver, pool, addresses, SQL).
 pub fn assert_unavailable(status: StatusCode, body: &Value) {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");

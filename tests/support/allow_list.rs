@@ -1,6 +1,6 @@
-//! API.md's `body_html` allow-list, as the tests and fuzz targets check it:
+//! the contract's `body_html` allow-list, as the tests and fuzz targets check it:
 //! by parsing the HTML (as a browser's `innerHTML` would), never by string
-//! search. Written from API.md on purpose, not from the service's own
+//! search. Written from the contract (`openapi.yaml`) on purpose, not from the service's own
 //! constants, so that a change to those cannot quietly change the check.
 //! `#[path]`-included by `tests/properties.rs`, `tests/api` and `fuzz/`.
 

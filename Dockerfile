@@ -31,6 +31,9 @@ RUN groupadd --system --gid 10001 marginalia \
  && chown marginalia:marginalia /data
 COPY --from=builder /src/target/release/marginalia /usr/local/bin/marginalia
 
+# Set MARGINALIA_PUBLIC_URL to the address readers and moderators use (the
+# https address of the proxy): bound to 0.0.0.0 the default is
+# http://127.0.0.1:3000, and /admin refuses calls from any other origin.
 ENV MARGINALIA_BIND=0.0.0.0:3000 \
     MARGINALIA_DATABASE_URL=sqlite:///data/marginalia.db
 VOLUME ["/data"]

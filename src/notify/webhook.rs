@@ -152,12 +152,12 @@ impl WebhookPayload {
     /// The request body in `format`. `site_name` heads chat messages.
     pub fn body(&self, format: WebhookFormat, site_name: &str) -> Vec<u8> {
         let body = match format {
-            WebhookFormat::Json => serde_json::to_value(self),
-            WebhookFormat::Slack => serde_json::to_value(self.slack_message(site_name)),
-            WebhookFormat::Discord => serde_json::to_value(self.discord_message(site_name)),
+            WebhookFormat::Json => serde_json::to_vec(self),
+            WebhookFormat::Slack => serde_json::to_vec(&self.slack_message(site_name)),
+            WebhookFormat::Discord => serde_json::to_vec(&self.discord_message(site_name)),
         };
-        serde_json::to_vec(&body.expect("a payload of strings and numbers serializes"))
-            .expect("a JSON value serializes")
+        // Only strings, numbers and a date: serializing cannot fail.
+        body.expect("a webhook payload serializes")
     }
 
     /// `{"text": ...}` in Slack's mrkdwn, with reader text escaped so that it

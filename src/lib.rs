@@ -31,6 +31,8 @@
 //! - [`thread_cache`]: serialized public thread pages, invalidated by moderation
 //!   (and, on PostgreSQL, by other instances through `LISTEN/NOTIFY`).
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
+//! - [`notify`]: mail to moderators and readers, signed one-click links,
+//!   webhooks, and the retry schedule of their delivery.
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
 //!
@@ -48,6 +50,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod metrics;
+pub mod notify;
 pub mod rate_limit;
 pub mod routes;
 pub mod server;

@@ -32,13 +32,14 @@
 //!   (and, on PostgreSQL, by other instances through `LISTEN/NOTIFY`).
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`notify`]: mail to moderators and readers, signed one-click links,
-//!   webhooks, and the retry schedule of their delivery.
+//!   webhooks, and the retry schedule of their delivery (the building blocks;
+//!   the outbox worker and the routes that use them are still to come).
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
 //!
-//! Capabilities that arrive with v2 get a module each, beside these: `notify`
-//! (mail, signed links, webhooks, the outbox worker), `spam` (rules, Akismet,
-//! the learning filter), `import` (one file per source format) and `feeds`.
+//! Capabilities that arrive with v2 get a module each, beside these: `spam`
+//! (rules, Akismet, the learning filter), `import` (one file per source
+//! format) and `feeds`; `notify` gains the outbox worker.
 //!
 //! Dependencies point one way: `routes` → `comments` → `state` → `store`,
 //! `auth`, `rate_limit`, `thread_cache`, `metrics` → `domain`. `startup` wires

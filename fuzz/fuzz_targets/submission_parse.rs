@@ -17,6 +17,7 @@ use marginalia::domain::{
     AuthorName, Comment, CommentBody, CommentId, Email, NewComment, Status, ThreadUri, Website,
 };
 use marginalia::error::{ApiError, respond};
+use marginalia::routes::filters::strict_json;
 use marginalia::routes::submission::{SubmissionFormat, parse_submission};
 use marginalia_fuzz::{assert_within_allow_list, has_control};
 use serde_json::Value;
@@ -35,9 +36,11 @@ struct Fields {
     wrong_type: BTreeSet<&'static str>,
 }
 
-/// `None`: the body is malformed (400).
+/// `None`: the body is malformed (400). A key named twice at any depth is
+/// malformed too; that one rule is read with the service's own
+/// `strict_json` (its unit tests prove it), the rest independently.
 fn fields_of_json(body: &[u8]) -> Option<Fields> {
-    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
+    let Ok(Value::Object(object)) = strict_json(body) else {
         return None;
     };
     let mut fields = Fields::default();
@@ -64,12 +67,16 @@ fn fields_of_json(body: &[u8]) -> Option<Fields> {
     Some(fields)
 }
 
-/// `None`: the body is malformed (400).
+/// `None`: the body is malformed (400), or names a field the service reads
+/// more than once (other fields may repeat).
 fn fields_of_form(body: &[u8]) -> Option<Fields> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
     let mut first: HashMap<String, String> = HashMap::new();
     for (key, value) in pairs {
-        first.entry(key).or_insert(value);
+        let read = STRING_FIELDS.contains(&key.as_str()) || key == "parent_id";
+        if read && first.insert(key, value).is_some() {
+            return None;
+        }
     }
     let mut fields = Fields::default();
     for field in STRING_FIELDS {

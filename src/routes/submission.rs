@@ -90,6 +90,12 @@ impl RawSubmission {
             .map_err(|_| ApiError::BadRequest("malformed form data".into()))?;
         let mut fields: HashMap<String, String> = HashMap::new();
         for (key, value) in pairs {
+            // Unknown fields are ignored however often they come; a field the
+            // service reads must say one thing (which copy wins differs between
+            // frameworks, and a proxy in front may have checked the other one).
+            if !STRING_FIELDS.contains(&key.as_str()) && key != "parent_id" {
+                continue;
+            }
             match fields.entry(key) {
                 Entry::Vacant(slot) => {
                     slot.insert(value);

@@ -10,6 +10,7 @@ use anyhow::Context;
 use crate::auth::Authenticator;
 use crate::config::{Config, Site};
 use crate::metrics::Metrics;
+use crate::notify::NotifySettings;
 use crate::rate_limit::{ClientResolver, SubmissionLimiter};
 use crate::store::{InsertBatcher, Store};
 use crate::tasks::Supervisor;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub allowed_origins: Vec<String>,
     /// The service's public URL, the blog's URL and name.
     pub site: Site,
+    /// Who is told about what, by mail and webhook; checked at start-up.
+    pub notify: NotifySettings,
 }
 
 impl AppState {
@@ -37,6 +40,7 @@ impl AppState {
     pub fn check_config(config: &Config) -> anyhow::Result<()> {
         validate_origins(&config.origins())?;
         config.site(config.bind)?;
+        config.notify()?;
         Ok(())
     }
 
@@ -71,6 +75,7 @@ impl AppState {
             metrics,
             allowed_origins,
             site: config.site(address)?,
+            notify: config.notify()?,
         })
     }
 }

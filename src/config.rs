@@ -22,7 +22,8 @@ pub const MAX_BODY_BYTES: usize = 128 * 1024;
 /// working directory (the Docker image sets `/data/marginalia.db`).
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://marginalia.db";
 
-/// `marginalia [serve] [OPTIONS]`, `marginalia migrate`, `marginalia token …`.
+/// `marginalia [serve] [OPTIONS]`, `marginalia migrate`, `marginalia token …`,
+/// `marginalia secret rotate`.
 #[derive(Debug, Parser)]
 #[command(name = "marginalia", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -51,6 +52,20 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Manage the secret that signs one-click links in mail.
+    Secret {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(subcommand)]
+        action: SecretAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretAction {
+    /// Replace the link-signing secret: every moderation, subscription and
+    /// unsubscribe link issued before stops working.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]

@@ -135,3 +135,58 @@ async fn valid_notification_settings_start_and_are_kept_resolved() {
     })
     .await;
 }
+
+/// Opens the test database directly, as another process would.
+async fn store_of(url: &str) -> marginalia::store::Store {
+    marginalia::store::Store::connect(url).await.unwrap()
+}
+
+#[tokio::test]
+async fn instances_starting_together_on_one_database_share_one_link_secret() {
+    for_each_backend(|backend| async move {
+        let database = TestDatabase::create(backend).await;
+        let config = test_config(database.url());
+        // Migrated first: two SQLite instances cannot migrate one file at once
+        // (nor should they run together in production); the secret is still to make.
+        let store = store_of(database.url()).await;
+        store.migrate().await.unwrap();
+        // Neither finds a secret: both offer one, and both must end up with the same.
+        let (first, second) = tokio::join!(
+            marginalia::startup::App::build(&config),
+            marginalia::startup::App::build(&config)
+        );
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert!(first.link_secret() == second.link_secret());
+
+        assert!(store.link_secret().await.unwrap() == *first.link_secret());
+        let third = marginalia::startup::App::build(&config).await.unwrap();
+        assert!(
+            third.link_secret() == first.link_secret(),
+            "a restart keeps the secret"
+        );
+        store.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rotating_the_link_secret_replaces_it_for_every_later_start() {
+    for_each_backend(|backend| async move {
+        let database = TestDatabase::create(backend).await;
+        let config = test_config(database.url());
+        let before = marginalia::startup::App::build(&config).await.unwrap();
+
+        let store = store_of(database.url()).await;
+        let rotated = store.rotate_link_secret().await.unwrap();
+        assert!(rotated != *before.link_secret());
+        assert!(
+            store.link_secret().await.unwrap() == rotated,
+            "read back: the new one"
+        );
+
+        let after = marginalia::startup::App::build(&config).await.unwrap();
+        assert!(*after.link_secret() == rotated);
+        store.close().await;
+    })
+    .await;
+}

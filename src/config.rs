@@ -12,6 +12,8 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::notify::settings::{NotifyOptions, NotifySettings};
+
 /// Largest accepted request body (the contract's 128 KiB; `openapi.yaml`).
 /// A fixed limit, not an option: a comment is at most 10,000 characters.
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
@@ -20,7 +22,8 @@ pub const MAX_BODY_BYTES: usize = 128 * 1024;
 /// working directory (the Docker image sets `/data/marginalia.db`).
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://marginalia.db";
 
-/// `marginalia [serve] [OPTIONS]`, `marginalia migrate`, `marginalia token …`.
+/// `marginalia [serve] [OPTIONS]`, `marginalia migrate`, `marginalia token …`,
+/// `marginalia secret rotate`.
 #[derive(Debug, Parser)]
 #[command(name = "marginalia", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -49,6 +52,20 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Manage the secret that signs one-click links in mail.
+    Secret {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(subcommand)]
+        action: SecretAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretAction {
+    /// Replace the link-signing secret: every moderation, subscription and
+    /// unsubscribe link issued before stops working.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,9 +188,74 @@ pub struct Config {
     /// of the site URL.
     #[arg(long, env = "MARGINALIA_SITE_NAME")]
     pub site_name: Option<String>,
+
+    /// The SMTP server mail goes through: `smtp://USER:PASS@HOST:587`
+    /// (STARTTLS), `smtps://USER:PASS@HOST:465` (TLS) or
+    /// `smtp://HOST:PORT?tls=none` (unencrypted, for loopback servers).
+    /// Unset: no mail is sent.
+    #[arg(long, env = "MARGINALIA_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<SecretString>,
+
+    /// The From of every mail, `Name <address>`; required with the SMTP URL.
+    #[arg(long, env = "MARGINALIA_MAIL_FROM")]
+    pub mail_from: Option<String>,
+
+    /// Comma list of moderators' addresses, each told about every comment
+    /// that enters the queue; needs the SMTP URL.
+    #[arg(
+        long,
+        env = "MARGINALIA_NOTIFY_EMAILS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub notify_emails: Vec<String>,
+
+    /// Individual moderator mails per hour (at least 1); beyond it, one
+    /// digest per hour.
+    #[arg(long, env = "MARGINALIA_NOTIFY_PER_HOUR", default_value = "10")]
+    pub notify_per_hour: u32,
+
+    /// How long a one-click moderation link works: `30s`, `15m`, `12h` or
+    /// `7d`, at most `365d`.
+    #[arg(long, env = "MARGINALIA_LINK_TTL", default_value = "7d")]
+    pub link_ttl: String,
+
+    /// Comma list of absolute http(s) URLs that receive event POSTs; needs
+    /// the webhook secret.
+    #[arg(
+        long,
+        env = "MARGINALIA_WEBHOOK_URLS",
+        value_delimiter = ',',
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub webhook_urls: Vec<String>,
+
+    /// The key of the webhook signature (`X-Marginalia-Signature`).
+    #[arg(long, env = "MARGINALIA_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<SecretString>,
+
+    /// The webhook body: `json`, `slack` or `discord`.
+    #[arg(long, env = "MARGINALIA_WEBHOOK_FORMAT", default_value = "json")]
+    pub webhook_format: String,
 }
 
 impl Config {
+    /// The notification settings, every value and combination checked; the
+    /// error names the variable at fault (and never repeats a secret).
+    pub fn notify(&self) -> anyhow::Result<NotifySettings> {
+        NotifySettings::resolve(&NotifyOptions {
+            smtp_url: self.smtp_url.as_ref(),
+            mail_from: self.mail_from.as_deref(),
+            notify_emails: &self.notify_emails,
+            notify_per_hour: self.notify_per_hour,
+            link_ttl: &self.link_ttl,
+            webhook_urls: &self.webhook_urls,
+            webhook_secret: self.webhook_secret.as_ref(),
+            webhook_format: &self.webhook_format,
+        })
+    }
+
     /// The tracing filter: flag, `MARGINALIA_LOG`, `RUST_LOG`, then `info`.
     pub fn log_filter(&self) -> String {
         self.log
@@ -503,9 +585,51 @@ mod tests {
             "MARGINALIA_PUBLIC_URL",
             "MARGINALIA_SITE_URL",
             "MARGINALIA_SITE_NAME",
+            "MARGINALIA_SMTP_URL",
+            "MARGINALIA_MAIL_FROM",
+            "MARGINALIA_NOTIFY_EMAILS",
+            "MARGINALIA_NOTIFY_PER_HOUR",
+            "MARGINALIA_LINK_TTL",
+            "MARGINALIA_WEBHOOK_URLS",
+            "MARGINALIA_WEBHOOK_SECRET",
+            "MARGINALIA_WEBHOOK_FORMAT",
         ] {
             assert!(help.contains(env), "{env} missing from --help");
         }
+    }
+
+    #[test]
+    fn notification_flags_reach_the_settings() {
+        let cli = Cli::try_parse_from([
+            "marginalia",
+            "--smtp-url",
+            "smtp://127.0.0.1:2525?tls=none",
+            "--mail-from",
+            "Blog <blog@example.org>",
+            "--notify-emails",
+            "a@example.org,b@example.org",
+            "--notify-per-hour",
+            "3",
+            "--link-ttl",
+            "2h",
+            "--webhook-urls",
+            "https://hooks.example/a",
+            "--webhook-secret",
+            "key",
+            "--webhook-format",
+            "discord",
+        ])
+        .unwrap();
+        let settings = cli.serve.notify().unwrap();
+        assert_eq!(settings.mail.unwrap().port, 2525);
+        assert_eq!(settings.moderator_emails.len(), 2);
+        assert_eq!(settings.per_hour.get(), 3);
+        assert_eq!(settings.link_ttl, Duration::from_secs(7200));
+        assert_eq!(
+            settings.webhooks.unwrap().format,
+            crate::notify::webhook::WebhookFormat::Discord
+        );
+        assert!(Config::default().notify().unwrap().mail.is_none());
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! The `marginalia` binary: parse the command line, set up logging, then serve,
-//! migrate or manage tokens. Everything else lives in the library.
+//! migrate, manage tokens or rotate the link secret. Everything else lives in the library.
 
 use anyhow::Context;
 use clap::Parser;
 use secrecy::ExposeSecret;
 
 use marginalia::auth;
-use marginalia::config::{Cli, Command, Config, DatabaseArgs, TokenAction};
+use marginalia::config::{Cli, Command, Config, DatabaseArgs, SecretAction, TokenAction};
 use marginalia::startup::App;
 use marginalia::store::{Store, TokenInsertError};
 use marginalia::telemetry;
@@ -25,6 +25,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Token { database, action }) => manage_tokens(&database, action).await,
+        Some(Command::Secret { database, action }) => manage_secret(&database, action).await,
     }
 }
 
@@ -103,6 +104,25 @@ async fn manage_tokens(database: &DatabaseArgs, action: TokenAction) -> anyhow::
                 anyhow::bail!("no token named `{name}`");
             }
             eprintln!("Revoked token `{name}`.");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn manage_secret(database: &DatabaseArgs, action: SecretAction) -> anyhow::Result<()> {
+    let store = open(database).await?;
+    store.migrate().await?;
+    match action {
+        SecretAction::Rotate => {
+            store
+                .rotate_link_secret()
+                .await
+                .context("storing the new link-signing secret")?;
+            eprintln!(
+                "A new link-signing secret is stored: every earlier moderation, subscription and \
+                 unsubscribe link stops working. Running instances use it once restarted."
+            );
         }
     }
     store.close().await;

@@ -78,7 +78,7 @@ impl App {
 
         let metrics = Metrics::default();
         let mut tasks = Supervisor::new(metrics.task_exits());
-        let state = Arc::new(AppState::build(config, address, store, metrics, &mut tasks)?);
+        let state = Arc::new(AppState::build(config, address, store, metrics, &mut tasks).await?);
         let limits = ServerLimits {
             max_connections: config.max_connections.get() as usize,
             header_read_timeout: config.header_read_timeout,
@@ -107,6 +107,11 @@ impl App {
     /// The resolved public URL, blog URL and name (defaults filled in).
     pub fn site(&self) -> &crate::config::Site {
         &self.state.site
+    }
+
+    /// The key signing one-click links, as this instance read it at start-up.
+    pub fn link_secret(&self) -> &crate::notify::links::LinkSecret {
+        &self.state.link_secret
     }
 
     /// The token created because none existed; `Some` only on that first start.

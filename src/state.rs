@@ -10,6 +10,8 @@ use anyhow::Context;
 use crate::auth::Authenticator;
 use crate::config::{Config, Site};
 use crate::metrics::Metrics;
+use crate::notify::NotifySettings;
+use crate::notify::links::LinkSecret;
 use crate::rate_limit::{ClientResolver, SubmissionLimiter};
 use crate::store::{InsertBatcher, Store};
 use crate::tasks::Supervisor;
@@ -29,6 +31,11 @@ pub struct AppState {
     pub allowed_origins: Vec<String>,
     /// The service's public URL, the blog's URL and name.
     pub site: Site,
+    /// Who is told about what, by mail and webhook; checked at start-up.
+    pub notify: NotifySettings,
+    /// The key of every one-click link, shared by all instances through the
+    /// database; read once at start-up.
+    pub link_secret: LinkSecret,
 }
 
 impl AppState {
@@ -37,14 +44,16 @@ impl AppState {
     pub fn check_config(config: &Config) -> anyhow::Result<()> {
         validate_origins(&config.origins())?;
         config.site(config.bind)?;
+        config.notify()?;
         Ok(())
     }
 
     /// Assembles the state over an opened, migrated store; `address` is the
     /// one actually bound (the default public URL names it). `metrics` is made
     /// by the caller because the supervisor reports into it before the state
-    /// exists; the batch writers are started under `supervisor`.
-    pub fn build(
+    /// exists; the batch writers are started under `supervisor`. The
+    /// link-signing key is read from the store (made on the first start).
+    pub async fn build(
         config: &Config,
         address: SocketAddr,
         store: Store,
@@ -52,6 +61,11 @@ impl AppState {
         supervisor: &mut Supervisor,
     ) -> anyhow::Result<Self> {
         let allowed_origins = validate_origins(&config.origins())?;
+        let notify = config.notify()?;
+        let link_secret = store
+            .link_secret()
+            .await
+            .context("reading the link-signing secret")?;
         // SQLite has one writer and one instance per file. On PostgreSQL
         // other instances may change threads, so its cache waits until the
         // change listener is up.
@@ -71,6 +85,8 @@ impl AppState {
             metrics,
             allowed_origins,
             site: config.site(address)?,
+            notify,
+            link_secret,
         })
     }
 }

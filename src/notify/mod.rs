@@ -8,6 +8,7 @@
 //!   and the one lettre transport built from them;
 //! - [`mail`]: composing each kind of message (text and HTML alternatives);
 //! - [`webhook`]: event payloads (generic JSON, Slack, Discord) and their signature;
+//! - [`settings`]: every notification option checked and resolved at start-up;
 //! - the retry schedule shared by every delivery ([`next_attempt`]);
 //! - later, the outbox worker that delivers queued messages and webhook calls.
 //!
@@ -17,10 +18,13 @@
 
 pub mod links;
 pub mod mail;
+pub mod settings;
 pub mod smtp;
 pub mod webhook;
 
 use std::time::Duration;
+
+pub use settings::{NotifySettings, WebhookSettings};
 
 /// How long to wait before each retry of a failed delivery: the first comes
 /// quickly (a short outage delays mail by seconds), later ones back off to an

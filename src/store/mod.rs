@@ -96,6 +96,7 @@ mod batch;
 mod comments;
 mod moderators;
 mod postgres;
+mod secrets;
 mod sqlite;
 
 use std::collections::HashMap;

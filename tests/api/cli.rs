@@ -1,4 +1,4 @@
-//! The binary's command line: help, migrate and tokens.
+//! The binary's command line: help, migrate, tokens and the link secret.
 
 use std::process::Command;
 
@@ -37,6 +37,14 @@ fn help_lists_every_option_with_its_environment_variable() {
             ("--trusted-proxies", "MARGINALIA_TRUSTED_PROXIES"),
             ("--max-connections", "MARGINALIA_MAX_CONNECTIONS"),
             ("--log", "MARGINALIA_LOG"),
+            ("--smtp-url", "MARGINALIA_SMTP_URL"),
+            ("--mail-from", "MARGINALIA_MAIL_FROM"),
+            ("--notify-emails", "MARGINALIA_NOTIFY_EMAILS"),
+            ("--notify-per-hour", "MARGINALIA_NOTIFY_PER_HOUR"),
+            ("--link-ttl", "MARGINALIA_LINK_TTL"),
+            ("--webhook-urls", "MARGINALIA_WEBHOOK_URLS"),
+            ("--webhook-secret", "MARGINALIA_WEBHOOK_SECRET"),
+            ("--webhook-format", "MARGINALIA_WEBHOOK_FORMAT"),
         ] {
             assert!(help.contains(flag), "{args:?} help lacks {flag}:\n{help}");
             assert!(help.contains(env), "{args:?} help lacks {env}:\n{help}");
@@ -130,4 +138,31 @@ async fn the_admin_token_name_is_reserved() {
         String::from_utf8(listed.stdout).unwrap().is_empty(),
         "nothing was stored"
     );
+}
+
+#[tokio::test]
+async fn secret_rotate_replaces_the_link_secret_and_says_what_that_means() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let url = app.database_url().to_owned();
+        let store = marginalia::store::Store::connect(&url).await.unwrap();
+        let before = store.link_secret().await.unwrap();
+
+        let rotated = marginalia(&["secret", "rotate"], Some(&url));
+        let stderr = String::from_utf8_lossy(&rotated.stderr);
+        assert!(rotated.status.success(), "{stderr}");
+        assert!(stderr.contains("every earlier"), "{stderr}");
+        assert!(stderr.contains("stops working"), "{stderr}");
+        // The secret itself is never printed.
+        let after = store.link_secret().await.unwrap();
+        assert!(after != before);
+        let printed = format!("{}{stderr}", String::from_utf8_lossy(&rotated.stdout));
+        assert!(!printed.contains(&after.to_stored()), "the secret was printed");
+
+        let again = marginalia(&["secret", "rotate"], Some(&url));
+        assert!(again.status.success());
+        assert!(store.link_secret().await.unwrap() != after);
+        store.close().await;
+    })
+    .await;
 }

@@ -17,6 +17,7 @@ mod cors;
 mod errors;
 mod instances;
 mod moderation;
+mod notify_settings;
 mod openapi;
 mod ops;
 mod pages;

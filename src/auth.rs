@@ -97,7 +97,11 @@ pub fn is_reserved_token_name(name: &str) -> bool {
 }
 
 /// Creates and stores a named token; returns it (the only time it is visible).
+/// The environment token's name is refused here, whoever asks.
 pub async fn create_token(store: &Store, name: &str) -> Result<SecretString, TokenInsertError> {
+    if is_reserved_token_name(name) {
+        return Err(TokenInsertError::Reserved(name.trim().to_owned()));
+    }
     let token = generate_token();
     store
         .insert_token(name, &hash_token(token.expose_secret()))
@@ -355,6 +359,20 @@ mod tests {
         for name in ["admins", "owner", "ad min"] {
             assert!(!is_reserved_token_name(name), "{name}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_reserved_name_is_refused_by_create_token_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("auth.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        assert!(matches!(
+            create_token(&store, " Admin ").await,
+            Err(TokenInsertError::Reserved(name)) if name == "Admin"
+        ));
+        assert!(store.list_tokens().await.unwrap().is_empty());
+        assert!(create_token(&store, "owner").await.is_ok());
     }
 
     #[test]

@@ -77,16 +77,15 @@ async fn manage_tokens(database: &DatabaseArgs, action: TokenAction) -> anyhow::
             if name.is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control) {
                 anyhow::bail!("a token name must be 1-80 characters without control characters");
             }
-            if auth::is_reserved_token_name(name) {
-                anyhow::bail!(
-                    "the name `{}` is reserved for MARGINALIA_ADMIN_TOKEN; choose another name",
-                    auth::ENV_TOKEN_NAME
-                );
-            }
             match auth::create_token(&store, name).await {
                 Ok(token) => {
                     eprintln!("Created token `{name}`. It is shown only once:");
                     println!("{}", token.expose_secret());
+                }
+                Err(TokenInsertError::Reserved(name)) => {
+                    anyhow::bail!(
+                        "the name `{name}` is reserved for MARGINALIA_ADMIN_TOKEN; choose another name"
+                    )
                 }
                 Err(TokenInsertError::NameTaken(name)) => {
                     anyhow::bail!("a token named `{name}` already exists; revoke it first")

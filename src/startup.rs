@@ -63,6 +63,7 @@ impl App {
                 Ok(token) => Some(token),
                 // Another instance starting on the same database created it first.
                 Err(TokenInsertError::NameTaken(_)) => None,
+                Err(error @ TokenInsertError::Reserved(_)) => return Err(error.into()),
                 Err(TokenInsertError::Store(error)) => {
                     return Err(error).context("creating the first moderator token");
                 }

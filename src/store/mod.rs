@@ -266,6 +266,9 @@ pub struct SessionRecord {
 pub enum TokenInsertError {
     #[error("a token named `{0}` already exists")]
     NameTaken(String),
+    /// The name belongs to `MARGINALIA_ADMIN_TOKEN` (see `auth::is_reserved_token_name`).
+    #[error("the name `{0}` is reserved for MARGINALIA_ADMIN_TOKEN")]
+    Reserved(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -330,3 +330,22 @@ pub async fn assert_error(response: Response, status: StatusCode, code: &str) ->
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     body
 }
+
+/// Runs `marginalia serve` with `env` only (plus a private database) and returns its output.
+pub fn serve_with(env: &[(&str, &str)], database_url: &str) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_marginalia"));
+    command.arg("serve");
+    // The tests' own environment must not leak into the child's configuration.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MARGINALIA_") || key == "DATABASE_URL" {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("MARGINALIA_DATABASE_URL", database_url)
+        .env("MARGINALIA_BIND", "127.0.0.1:0");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("the binary runs")
+}

@@ -3,8 +3,6 @@
 //! before the database is opened, with a message naming the variable; valid
 //! settings start it.
 
-use std::process::Command;
-
 use reqwest::StatusCode;
 
 use crate::helpers::*;
@@ -14,21 +12,7 @@ use crate::helpers::*;
 fn refused_start(env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("marginalia.db");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_marginalia"));
-    command.arg("serve");
-    // The tests' own environment must not leak into the child's configuration.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MARGINALIA_") || key == "DATABASE_URL" {
-            command.env_remove(key);
-        }
-    }
-    command
-        .env("MARGINALIA_DATABASE_URL", format!("sqlite://{}", path.display()))
-        .env("MARGINALIA_BIND", "127.0.0.1:0");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let output = command.output().expect("the binary runs");
+    let output = serve_with(env, &format!("sqlite://{}", path.display()));
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(!output.status.success(), "{env:?}: started anyway");
     assert!(!path.exists(), "{env:?}: the database was created");

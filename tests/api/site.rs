@@ -3,31 +3,10 @@
 //! `Secure`, which pages may call the moderator API, and where a form may
 //! redirect to.
 
-use std::process::Command;
-
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::*;
-
-/// Runs `marginalia serve` with `env` only (plus a private database) and returns its output.
-fn serve_with(env: &[(&str, &str)], database_url: &str) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_marginalia"));
-    command.arg("serve");
-    // The tests' own environment must not leak into the child's configuration.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MARGINALIA_") || key == "DATABASE_URL" {
-            command.env_remove(key);
-        }
-    }
-    command
-        .env("MARGINALIA_DATABASE_URL", database_url)
-        .env("MARGINALIA_BIND", "127.0.0.1:0");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.output().expect("the binary runs")
-}
 
 #[test]
 fn a_bad_public_url_stops_start_up_with_a_clear_message_before_anything_is_created() {

@@ -202,6 +202,7 @@ proptest! {
             body,
             ip: None,
             user_agent: None,
+            wants_replies: false,
         };
         let stored = marginalia::domain::Comment {
             id: 1,

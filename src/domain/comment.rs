@@ -1,7 +1,7 @@
 //! The comment records: what a submission holds, what the store returns, and
 //! the public view of it that is safe to publish.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{AuthorName, CommentBody, Email, Status, ThreadUri, Website};
@@ -21,10 +21,13 @@ pub struct NewComment {
     /// The client address the rate limiter saw, for moderators.
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The reader asked for mail when a reply to this comment is published
+    /// (double opt-in: a confirmation mail comes first).
+    pub wants_replies: bool,
 }
 
 /// A stored comment with everything a moderator sees.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Comment {
     pub id: CommentId,
     pub uri: String,

@@ -87,6 +87,12 @@ impl fmt::Debug for WebhookSettings {
 }
 
 impl NotifySettings {
+    /// True when anything is to be delivered at all (mail or webhooks): only
+    /// then do submissions write notification events.
+    pub fn is_enabled(&self) -> bool {
+        self.mail.is_some() || self.webhooks.is_some()
+    }
+
     /// Checks every value and combination; the error names the variable.
     pub fn resolve(options: &NotifyOptions<'_>) -> anyhow::Result<Self> {
         let smtp_url = options

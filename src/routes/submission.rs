@@ -53,6 +53,8 @@ struct RawSubmission {
     website: Option<String>,
     body: Option<String>,
     parent_id: Option<CommentId>,
+    /// `notify`: mail me when a reply to this comment is published.
+    wants_replies: bool,
     /// Fields of the wrong type, already named.
     type_errors: FieldErrors,
 }
@@ -82,6 +84,13 @@ impl RawSubmission {
                     .insert("parent_id", "must be an integer comment id".into());
             }
         }
+        match object.get("notify") {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(wants)) => raw.wants_replies = *wants,
+            Some(_) => {
+                raw.type_errors.insert("notify", "must be true or false".into());
+            }
+        }
         Ok(raw)
     }
 
@@ -93,7 +102,7 @@ impl RawSubmission {
             // Unknown fields are ignored however often they come; a field the
             // service reads must say one thing (which copy wins differs between
             // frameworks, and a proxy in front may have checked the other one).
-            if !STRING_FIELDS.contains(&key.as_str()) && key != "parent_id" {
+            if !STRING_FIELDS.contains(&key.as_str()) && key != "parent_id" && key != "notify" {
                 continue;
             }
             match fields.entry(key) {
@@ -121,6 +130,15 @@ impl RawSubmission {
                         .insert("parent_id", "must be an integer comment id".into());
                 }
             },
+        }
+        // A checkbox sends its value ("on" unless the form says otherwise)
+        // only when ticked.
+        match fields.remove("notify").as_deref().map(str::trim) {
+            None | Some("") | Some("off") | Some("false") => {}
+            Some("on") | Some("true") | Some("1") | Some("yes") => raw.wants_replies = true,
+            Some(_) => {
+                raw.type_errors.insert("notify", "must be on or absent".into());
+            }
         }
         Ok(raw)
     }
@@ -160,6 +178,7 @@ impl RawSubmission {
                 body,
                 ip: Some(client.to_string()),
                 user_agent,
+                wants_replies: self.wants_replies,
             }),
             _ => Err(ApiError::Validation(errors)),
         }

@@ -32,15 +32,27 @@ pub struct InsertBatcher {
     jobs: mpsc::Sender<Job>,
 }
 
+/// What the writers do besides storing comments.
+#[derive(Debug, Clone, Copy)]
+struct Writing {
+    /// Write each comment's notification event in its transaction.
+    record_events: bool,
+}
+
 impl InsertBatcher {
     /// Starts `workers` writers under `supervisor`. SQLite wants one (it has
     /// one writer anyway); PostgreSQL gains from a few committing in parallel.
-    pub fn start(store: Store, workers: usize, supervisor: &mut Supervisor) -> Self {
+    /// With `record_events`, every comment's notification event is committed
+    /// with it (see `store/outbox.rs`).
+    pub fn start(store: Store, workers: usize, record_events: bool, supervisor: &mut Supervisor) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let queue = Arc::new(Mutex::new(queue));
+        let writing = Writing { record_events };
         for _ in 0..workers.max(1) {
             let (store, queue) = (store.clone(), queue.clone());
-            supervisor.spawn("batch writer", |token| write_batches(store, queue, token));
+            supervisor.spawn("batch writer", move |token| {
+                write_batches(store, queue, writing, token)
+            });
         }
         Self { jobs }
     }
@@ -66,7 +78,12 @@ impl InsertBatcher {
 /// One writer: take what is queued, commit it, answer everyone, repeat. Once
 /// `stop` is cancelled it keeps going only while jobs are queued, so every
 /// submission accepted before shutdown is committed (or refused) and answered.
-async fn write_batches(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>, stop: CancellationToken) {
+async fn write_batches(
+    store: Store,
+    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
+    writing: Writing,
+    stop: CancellationToken,
+) {
     loop {
         let batch = {
             let mut queue = queue.lock().await;
@@ -94,7 +111,7 @@ async fn write_batches(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>, sto
         let comments: Vec<(&NewComment, Status)> =
             batch.iter().map(|job| (&job.comment, job.status)).collect();
         let started = std::time::Instant::now();
-        let outcome = store.insert_comments(&comments).await;
+        let outcome = store.insert_comments(&comments, writing.record_events).await;
         tracing::debug!(
             size = batch.len(),
             micros = started.elapsed().as_micros() as u64,
@@ -115,7 +132,10 @@ async fn write_batches(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>, sto
             Err(_) if batch.len() > 1 => {
                 let mut jobs = batch.into_iter();
                 while let Some(job) = jobs.next() {
-                    match store.insert_comment(&job.comment, job.status).await {
+                    match store
+                        .insert_comment(&job.comment, job.status, writing.record_events)
+                        .await
+                    {
                         Err(StoreError::Unavailable(error)) => {
                             // Gone mid-retry: the rest would only time out too.
                             fail_all(std::iter::once(job).chain(jobs), error);
@@ -169,6 +189,7 @@ mod tests {
             body: CommentBody::parse(&format!("comment {n}")).unwrap(),
             ip: None,
             user_agent: None,
+            wants_replies: false,
         }
     }
 
@@ -179,7 +200,7 @@ mod tests {
         let store = Store::connect(&url).await.unwrap();
         store.migrate().await.unwrap();
         let mut supervisor = Supervisor::new(crate::metrics::Metrics::default().task_exits());
-        let batcher = InsertBatcher::start(store.clone(), 1, &mut supervisor);
+        let batcher = InsertBatcher::start(store.clone(), 1, false, &mut supervisor);
         assert!(
             batcher
                 .insert(submission(0), Status::Pending)

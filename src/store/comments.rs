@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::QueryBuilder;
 
+use super::outbox::{EventKind, EventSnapshot};
 use super::{
     ImportComment, Moderated, ModerationPage, ModerationQuery, Store, StoreError, ThreadPage, ThreadRow,
     fetch_limit, match_inserted, now, parent_is_valid, split_page,
@@ -22,8 +23,13 @@ impl Store {
         &self,
         comment: &NewComment,
         status: Status,
+        record_events: bool,
     ) -> Result<Option<Comment>, StoreError> {
-        Ok(self.insert_comments(&[(comment, status)]).await?.pop().flatten())
+        Ok(self
+            .insert_comments(&[(comment, status)], record_events)
+            .await?
+            .pop()
+            .flatten())
     }
 
     /// Stores comments, each with its status, in one transaction and one
@@ -32,10 +38,13 @@ impl Store {
     /// comment, `None` for a comment whose parent is not an approved comment
     /// of its thread. Nothing records a moderator for an insert, even an
     /// approved one; an approved insert announces its thread's change like an
-    /// approval does.
+    /// approval does. With `record_events` (notifications are configured),
+    /// each stored comment's notification event is written in the same
+    /// transaction.
     pub async fn insert_comments(
         &self,
         comments: &[(&NewComment, Status)],
+        record_events: bool,
     ) -> Result<Vec<Option<Comment>>, StoreError> {
         let now = now();
         let parent_ids: Vec<CommentId> = comments
@@ -89,7 +98,19 @@ impl Store {
             for uri in published {
                 backend.announce_thread_change(connection, uri).await?;
             }
-            Ok(match_inserted(comments, &approved_parents, rows))
+            let stored = match_inserted(comments, &approved_parents, rows);
+            if record_events {
+                for ((submission, _), comment) in comments.iter().zip(&stored) {
+                    if let Some(comment) = comment {
+                        let snapshot = EventSnapshot {
+                            comment: comment.clone(),
+                            wants_replies: submission.wants_replies,
+                        };
+                        record_event!(connection, EventKind::for_status(comment.status), true, &snapshot, now);
+                    }
+                }
+            }
+            Ok(stored)
         })
     }
 
@@ -190,6 +211,11 @@ impl Store {
             .await?;
             if let Some(comment) = updated {
                 backend.announce_thread_change(connection, &comment.uri).await?;
+                let snapshot = EventSnapshot {
+                    comment: comment.clone(),
+                    wants_replies: false,
+                };
+                record_event!(connection, EventKind::for_status(status), false, &snapshot, now);
                 return Ok(Some(Moderated {
                     comment,
                     changed: true,
@@ -213,15 +239,26 @@ impl Store {
     /// Deletes a comment for good; its replies stay (their `parent_id` is
     /// cleared by the foreign key). Returns its thread's uri; `None` for an unknown id.
     pub async fn delete_comment(&self, id: CommentId) -> Result<Option<String>, StoreError> {
+        let now = now();
         in_transaction!(self, |backend, connection| {
-            let uri: Option<String> = sqlx::query_scalar("DELETE FROM comments WHERE id = $1 RETURNING uri")
-                .bind(id)
-                .fetch_optional(&mut *connection)
-                .await?;
-            if let Some(uri) = &uri {
-                backend.announce_thread_change(connection, uri).await?;
-            }
-            Ok(uri)
+            let deleted = sqlx::query_as::<_, Comment>(concat!(
+                "DELETE FROM comments WHERE id = $1 RETURNING ",
+                comment_columns!()
+            ))
+            .bind(id)
+            .fetch_optional(&mut *connection)
+            .await?;
+            let Some(comment) = deleted else {
+                return Ok(None);
+            };
+            backend.announce_thread_change(connection, &comment.uri).await?;
+            let uri = comment.uri.clone();
+            let snapshot = EventSnapshot {
+                comment,
+                wants_replies: false,
+            };
+            record_event!(connection, EventKind::Deleted, false, &snapshot, now);
+            Ok(Some(uri))
         })
     }
 

@@ -92,9 +92,31 @@ macro_rules! comment_columns {
     };
 }
 
+/// Records a notification event in the transaction of `$connection` (see
+/// `store/outbox.rs`): the event commits with the change it reports, or not
+/// at all. A macro for the same reason as `in_transaction!`: it expands once
+/// per backend's connection type.
+macro_rules! record_event {
+    ($connection:expr, $kind:expr, $submitted:expr, $snapshot:expr, $now:expr) => {{
+        let snapshot: &$crate::store::EventSnapshot = $snapshot;
+        sqlx::query(
+            "INSERT INTO notification_events (event, submitted, comment_id, snapshot, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind($kind.as_str())
+        .bind($submitted)
+        .bind(snapshot.comment.id)
+        .bind($crate::store::outbox::encode_snapshot(snapshot)?)
+        .bind($now)
+        .execute(&mut *$connection)
+        .await?;
+    }};
+}
+
 mod batch;
 mod comments;
 mod moderators;
+mod outbox;
 mod postgres;
 mod secrets;
 mod sqlite;
@@ -106,6 +128,10 @@ use time::OffsetDateTime;
 use crate::domain::{Comment, CommentId, NewComment, PublicComment, Status, ThreadUri};
 
 pub use batch::InsertBatcher;
+pub use outbox::{
+    Delivery, DeliveryKind, DigestEntryRow, EventKind, EventOutcome, EventSnapshot, NewDelivery,
+    NewDigestEntry, NewSubscription, NotificationEvent, OutboxFigures,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 

@@ -17,6 +17,7 @@ fn new_comment(uri: &str, body: &str, parent_id: Option<i64>) -> NewComment {
         body: CommentBody::parse(body).unwrap(),
         ip: None,
         user_agent: None,
+        wants_replies: false,
     }
 }
 
@@ -38,7 +39,11 @@ async fn an_insert_stores_the_status_it_is_given() {
         let uri = ThreadUri::parse("/st/").unwrap();
 
         let approved = store
-            .insert_comment(&new_comment("/st/", "approved at once", None), Status::Approved)
+            .insert_comment(
+                &new_comment("/st/", "approved at once", None),
+                Status::Approved,
+                false,
+            )
             .await
             .unwrap()
             .expect("no parent to refuse");
@@ -46,7 +51,7 @@ async fn an_insert_stores_the_status_it_is_given() {
         assert_eq!(approved.moderated_at, None, "nobody moderated it");
         assert_eq!(approved.moderated_by, None);
         let pending = store
-            .insert_comment(&new_comment("/st/", "waits", None), Status::Pending)
+            .insert_comment(&new_comment("/st/", "waits", None), Status::Pending, false)
             .await
             .unwrap()
             .unwrap();
@@ -57,7 +62,11 @@ async fn an_insert_stores_the_status_it_is_given() {
         assert_eq!(page.total, 1);
         // An approved insert is a valid parent at once.
         let reply = store
-            .insert_comment(&new_comment("/st/", "reply", Some(approved.id)), Status::Spam)
+            .insert_comment(
+                &new_comment("/st/", "reply", Some(approved.id)),
+                Status::Spam,
+                false,
+            )
             .await
             .unwrap()
             .expect("the parent is approved");
@@ -89,7 +98,7 @@ async fn a_batch_pairs_each_comment_with_the_row_of_its_own_status() {
             statuses.iter().map(|&status| (&comment, status)).collect();
         batch.insert(2, (&orphan, Status::Approved));
 
-        let stored = store.insert_comments(&batch).await.unwrap();
+        let stored = store.insert_comments(&batch, false).await.unwrap();
         assert_eq!(stored.len(), 5);
         assert!(stored[2].is_none(), "a reply to no approved comment is refused");
         let stored: Vec<_> = stored.into_iter().flatten().collect();
@@ -128,17 +137,21 @@ async fn an_approved_insert_tells_the_other_instances_like_an_approval() {
     assert_eq!(changed.recv().await, Some(StoreChange::Listening));
 
     store
-        .insert_comment(&new_comment("/quiet/", "pending", None), Status::Pending)
+        .insert_comment(&new_comment("/quiet/", "pending", None), Status::Pending, false)
         .await
         .unwrap()
         .unwrap();
     store
-        .insert_comment(&new_comment("/loud/", "approved", None), Status::Approved)
+        .insert_comment(&new_comment("/loud/", "approved", None), Status::Approved, false)
         .await
         .unwrap()
         .unwrap();
     let later = store
-        .insert_comment(&new_comment("/later/", "approved later", None), Status::Pending)
+        .insert_comment(
+            &new_comment("/later/", "approved later", None),
+            Status::Pending,
+            false,
+        )
         .await
         .unwrap()
         .unwrap();

@@ -1,0 +1,551 @@
+//! The statements of the notification outbox (`notification_events`,
+//! `outbox`, `digest_entries`, the creation of `subscriptions`): recording an
+//! event inside the transaction of the change it reports, claiming events and
+//! deliveries so that each is handled by one instance, and recording how a
+//! delivery went. Written once for both backends (see `store`); only the row
+//! lock of a claim differs (`with_row_lock!`).
+//!
+//! What the events mean and what is delivered for each is decided in
+//! `crate::outbox`; this module only keeps the rows.
+
+use serde::{Deserialize, Serialize};
+use sqlx::QueryBuilder;
+use time::OffsetDateTime;
+
+use super::{Store, StoreError, now};
+use crate::domain::{Comment, CommentId, Status};
+
+/// A webhook event name, and the event row of a comment change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Pending,
+    Approved,
+    Rejected,
+    Spam,
+    Deleted,
+}
+
+impl EventKind {
+    /// The event that a comment now having `status` reports.
+    pub fn for_status(status: Status) -> Self {
+        match status {
+            Status::Pending => Self::Pending,
+            Status::Approved => Self::Approved,
+            Status::Rejected => Self::Rejected,
+            Status::Spam => Self::Spam,
+        }
+    }
+
+    /// The name used in webhooks and in the table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "comment.pending",
+            Self::Approved => "comment.approved",
+            Self::Rejected => "comment.rejected",
+            Self::Spam => "comment.spam",
+            Self::Deleted => "comment.deleted",
+        }
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Approved,
+            Self::Rejected,
+            Self::Spam,
+            Self::Deleted,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == value)
+    }
+}
+
+/// The comment as it was when the event happened, kept with the event (a
+/// deleted comment is no longer in the table when its event is handled).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventSnapshot {
+    pub comment: Comment,
+    /// The reader ticked "notify me of follow-up comments" (submissions only).
+    #[serde(default)]
+    pub wants_replies: bool,
+}
+
+/// An event claimed for handling.
+#[derive(Debug, Clone)]
+pub struct NotificationEvent {
+    pub id: i64,
+    pub kind: EventKind,
+    /// True for the event of a new submission (the one moderators are mailed
+    /// about), false for a moderator's change.
+    pub submitted: bool,
+    pub snapshot: EventSnapshot,
+    pub created_at: OffsetDateTime,
+}
+
+/// What one delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryKind {
+    ModeratorMail,
+    Digest,
+    Confirmation,
+    Reply,
+    TestMail,
+    Webhook,
+}
+
+impl DeliveryKind {
+    pub const ALL: [DeliveryKind; 6] = [
+        Self::ModeratorMail,
+        Self::Digest,
+        Self::Confirmation,
+        Self::Reply,
+        Self::TestMail,
+        Self::Webhook,
+    ];
+
+    /// The spelling in the table and in `/metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ModeratorMail => "moderator_mail",
+            Self::Digest => "digest",
+            Self::Confirmation => "confirmation",
+            Self::Reply => "reply",
+            Self::TestMail => "test_mail",
+            Self::Webhook => "webhook",
+        }
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == value)
+    }
+
+    /// True for mail, false for a webhook call.
+    pub fn is_mail(self) -> bool {
+        self != Self::Webhook
+    }
+}
+
+/// A delivery to queue: a formatted mail for one address, or a webhook body
+/// for one URL.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub kind: DeliveryKind,
+    pub recipient: String,
+    pub payload: Vec<u8>,
+}
+
+/// A queued delivery claimed for sending.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: i64,
+    pub kind: DeliveryKind,
+    pub recipient: String,
+    pub payload: Vec<u8>,
+    /// Tries so far, this one included.
+    pub attempts: u32,
+}
+
+/// A comment held for a moderator's next digest.
+#[derive(Debug, Clone)]
+pub struct NewDigestEntry {
+    pub recipient: String,
+    pub snapshot: EventSnapshot,
+}
+
+/// A held comment read back for the digest.
+#[derive(Debug, Clone)]
+pub struct DigestEntryRow {
+    pub id: i64,
+    pub snapshot: EventSnapshot,
+}
+
+/// A reader's request for reply mail, created when its submission's event is
+/// handled (the subscription is named by the comment's id).
+#[derive(Debug, Clone)]
+pub struct NewSubscription {
+    pub comment_id: CommentId,
+    pub uri: String,
+    pub email: String,
+}
+
+/// What handling a claim of events produces, stored in one transaction with
+/// the removal of the events.
+#[derive(Debug, Clone, Default)]
+pub struct EventOutcome {
+    pub deliveries: Vec<NewDelivery>,
+    pub held: Vec<NewDigestEntry>,
+    pub subscriptions: Vec<NewSubscription>,
+}
+
+/// Queued, sent and failed deliveries of one kind, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxFigures {
+    pub queued: i64,
+    pub failed: i64,
+}
+
+/// A claim statement with the row lock of the backend: `FOR UPDATE SKIP
+/// LOCKED` on PostgreSQL (instances claiming together take different rows),
+/// nothing on SQLite (one writer at a time claims anyway).
+macro_rules! with_row_lock {
+    ($store:expr, $statement:ident) => {
+        match $store {
+            Store::Sqlite(_) => $statement!(""),
+            Store::Postgres(_) => $statement!(" FOR UPDATE SKIP LOCKED"),
+        }
+    };
+}
+
+macro_rules! claim_events_statement {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE notification_events SET claim = $1, claimed_until = $2 \
+             WHERE id IN (SELECT id FROM notification_events \
+                          WHERE claimed_until IS NULL OR claimed_until <= $3 \
+                          ORDER BY id LIMIT $4",
+            $lock,
+            ") RETURNING id, event, submitted, snapshot, created_at"
+        )
+    };
+}
+
+macro_rules! claim_deliveries_statement {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE outbox SET next_attempt_at = $1, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM outbox \
+                          WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $2 \
+                          ORDER BY next_attempt_at, id LIMIT $3",
+            $lock,
+            ") RETURNING id, kind, recipient, payload, attempts"
+        )
+    };
+}
+
+impl Store {
+    /// Claims up to `limit` events nobody is working on, for `lease`; returns
+    /// the claim's name (for [`Store::complete_events`]) and the events. An
+    /// instance that dies holding a claim only delays its events: once the
+    /// lease runs out another instance takes them.
+    pub async fn claim_events(
+        &self,
+        limit: u32,
+        lease: time::Duration,
+    ) -> Result<(String, Vec<NotificationEvent>), StoreError> {
+        let now = now();
+        let claim = claim_name();
+        let sql = with_row_lock!(self, claim_events_statement);
+        let rows: Vec<(i64, String, bool, String, OffsetDateTime)> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(&claim)
+            .bind(now + lease)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await)?;
+        let mut events: Vec<NotificationEvent> = rows
+            .into_iter()
+            .filter_map(|(id, event, submitted, snapshot, created_at)| {
+                let kind = EventKind::parse(&event);
+                let snapshot = serde_json::from_str(&snapshot).ok();
+                match (kind, snapshot) {
+                    (Some(kind), Some(snapshot)) => Some(NotificationEvent {
+                        id,
+                        kind,
+                        submitted,
+                        snapshot,
+                        created_at,
+                    }),
+                    _ => {
+                        // Written by a later version, or damaged: handled as
+                        // done (complete_events removes it) rather than retried forever.
+                        tracing::warn!(id, event, "notification event not understood; dropped");
+                        None
+                    }
+                }
+            })
+            .collect();
+        events.sort_by_key(|event| event.id);
+        Ok((claim, events))
+    }
+
+    /// Stores what handling the events of `claim` produced and removes those
+    /// events, in one transaction. False (and nothing stored) when the claim
+    /// was lost: its lease ran out and another instance took the events.
+    pub async fn complete_events(&self, claim: &str, outcome: &EventOutcome) -> Result<bool, StoreError> {
+        let now = now();
+        in_transaction!(self, |connection| {
+            let removed =
+                sqlx::query("DELETE FROM notification_events WHERE claim = $1 AND claimed_until > $2")
+                    .bind(claim)
+                    .bind(now)
+                    .execute(&mut *connection)
+                    .await?
+                    .rows_affected();
+            if removed == 0 {
+                return Ok(false);
+            }
+            if !outcome.deliveries.is_empty() {
+                let mut sql = QueryBuilder::new(
+                    "INSERT INTO outbox (kind, recipient, payload, created_at, next_attempt_at) ",
+                );
+                sql.push_values(&outcome.deliveries, |mut row, delivery| {
+                    row.push_bind(delivery.kind.as_str())
+                        .push_bind(&delivery.recipient)
+                        .push_bind(&delivery.payload)
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                sql.build().execute(&mut *connection).await?;
+            }
+            for entry in &outcome.held {
+                sqlx::query(
+                    "INSERT INTO digest_entries (recipient, comment_id, snapshot, created_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&entry.recipient)
+                .bind(entry.snapshot.comment.id)
+                .bind(encode_snapshot(&entry.snapshot)?)
+                .bind(now)
+                .execute(&mut *connection)
+                .await?;
+            }
+            for subscription in &outcome.subscriptions {
+                // The comment may be gone already (deleted before its event
+                // was handled): then there is nothing to subscribe to.
+                sqlx::query(
+                    "INSERT INTO subscriptions (comment_id, uri, email, created_at) \
+                     SELECT id, $2, $3, $4 FROM comments WHERE id = $1 \
+                     ON CONFLICT (comment_id) DO NOTHING",
+                )
+                .bind(subscription.comment_id)
+                .bind(&subscription.uri)
+                .bind(&subscription.email)
+                .bind(now)
+                .execute(&mut *connection)
+                .await?;
+            }
+            Ok(true)
+        })
+    }
+
+    /// Queues one delivery on its own (the test mail of the moderation page).
+    pub async fn enqueue_delivery(&self, delivery: &NewDelivery) -> Result<(), StoreError> {
+        let now = now();
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO outbox (kind, recipient, payload, created_at, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind(delivery.kind.as_str())
+        .bind(&delivery.recipient)
+        .bind(&delivery.payload)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|_| ()))
+    }
+
+    /// Deliveries of `kind` queued for `recipient` since `since`, sent or not:
+    /// what the hourly and daily budgets count.
+    pub async fn deliveries_since(
+        &self,
+        kind: DeliveryKind,
+        recipient: &str,
+        since: OffsetDateTime,
+    ) -> Result<i64, StoreError> {
+        on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND kind = $2 AND created_at > $3",
+        )
+        .bind(recipient)
+        .bind(kind.as_str())
+        .bind(since)
+        .fetch_one(pool)
+        .await)
+    }
+
+    /// Claims up to `limit` deliveries that are due, for `lease`: each is
+    /// counted as a try now, and is due again when the lease runs out (so an
+    /// instance killed mid-send loses nothing; the delivery goes out again).
+    pub async fn claim_deliveries(
+        &self,
+        limit: u32,
+        lease: time::Duration,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let now = now();
+        let sql = with_row_lock!(self, claim_deliveries_statement);
+        let rows: Vec<(i64, String, String, Vec<u8>, i32)> = on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(now + lease)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await)?;
+        let mut deliveries: Vec<Delivery> = rows
+            .into_iter()
+            .filter_map(|(id, kind, recipient, payload, attempts)| {
+                Some(Delivery {
+                    id,
+                    kind: DeliveryKind::parse(&kind)?,
+                    recipient,
+                    payload,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                })
+            })
+            .collect();
+        deliveries.sort_by_key(|delivery| delivery.id);
+        Ok(deliveries)
+    }
+
+    /// Records a delivery as done.
+    pub async fn delivery_sent(&self, id: i64) -> Result<(), StoreError> {
+        let now = now();
+        on_pool!(self, pool => sqlx::query("UPDATE outbox SET sent_at = $2, last_error = NULL WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+    }
+
+    /// Records a failed try; the delivery is due again at `retry_at`.
+    pub async fn delivery_retry(
+        &self,
+        id: i64,
+        retry_at: OffsetDateTime,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query("UPDATE outbox SET next_attempt_at = $2, last_error = $3 WHERE id = $1")
+            .bind(id)
+            .bind(retry_at)
+            .bind(error)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+    }
+
+    /// Records a delivery as given up after its last try.
+    pub async fn delivery_failed(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        let now = now();
+        on_pool!(self, pool => sqlx::query("UPDATE outbox SET failed_at = $2, last_error = $3 WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .bind(error)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+    }
+
+    /// Queued (not yet sent, not given up) and failed deliveries per kind.
+    pub async fn outbox_figures(&self) -> Result<Vec<(DeliveryKind, OutboxFigures)>, StoreError> {
+        let rows: Vec<(String, i64, i64)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT kind, \
+                    SUM(CASE WHEN sent_at IS NULL AND failed_at IS NULL THEN 1 ELSE 0 END), \
+                    SUM(CASE WHEN failed_at IS NULL THEN 0 ELSE 1 END) \
+             FROM outbox GROUP BY kind",
+        )
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(kind, queued, failed)| {
+                Some((DeliveryKind::parse(&kind)?, OutboxFigures { queued, failed }))
+            })
+            .collect())
+    }
+
+    /// Removes sent deliveries older than `before` (their bodies hold
+    /// readers' data; the budgets only look back a day).
+    pub async fn prune_sent_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        on_pool!(self, pool => sqlx::query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1")
+            .bind(before)
+            .execute(pool)
+            .await
+            .map(|result| result.rows_affected()))
+    }
+
+    /// Every moderator with comments held for a digest, and since when the
+    /// oldest has waited.
+    pub async fn digest_recipients(&self) -> Result<Vec<(String, OffsetDateTime)>, StoreError> {
+        on_pool!(self, pool => sqlx::query_as(
+            "SELECT recipient, MIN(created_at) FROM digest_entries GROUP BY recipient",
+        )
+        .fetch_all(pool)
+        .await)
+    }
+
+    /// The comments held for `recipient`'s digest, oldest first.
+    pub async fn digest_entries(&self, recipient: &str) -> Result<Vec<DigestEntryRow>, StoreError> {
+        let rows: Vec<(i64, String)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT id, snapshot FROM digest_entries WHERE recipient = $1 ORDER BY id",
+        )
+        .bind(recipient)
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, snapshot)| {
+                Some(DigestEntryRow {
+                    id,
+                    snapshot: serde_json::from_str(&snapshot).ok()?,
+                })
+            })
+            .collect())
+    }
+
+    /// Queues `digest` and removes the entries it holds, in one transaction.
+    /// False (nothing stored) when another instance sent them first.
+    pub async fn complete_digest(&self, entry_ids: &[i64], digest: &NewDelivery) -> Result<bool, StoreError> {
+        let now = now();
+        in_transaction!(self, |connection| {
+            let mut removed = 0;
+            for id in entry_ids {
+                removed += sqlx::query("DELETE FROM digest_entries WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *connection)
+                    .await?
+                    .rows_affected();
+            }
+            if removed != entry_ids.len() as u64 {
+                // Rolled back: another instance took some of them.
+                return Err(sqlx::Error::RowNotFound);
+            }
+            sqlx::query(
+                "INSERT INTO outbox (kind, recipient, payload, created_at, next_attempt_at) \
+                 VALUES ($1, $2, $3, $4, $4)",
+            )
+            .bind(digest.kind.as_str())
+            .bind(&digest.recipient)
+            .bind(&digest.payload)
+            .bind(now)
+            .execute(&mut *connection)
+            .await?;
+            Ok(true)
+        })
+        .or_else(|error| match error {
+            StoreError::Other(sqlx::Error::RowNotFound) => Ok(false),
+            other => Err(other),
+        })
+    }
+
+    /// The confirmed, still active subscription of the comment `comment_id`:
+    /// its subscriber's address.
+    pub async fn active_subscriber(&self, comment_id: CommentId) -> Result<Option<String>, StoreError> {
+        on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT email FROM subscriptions \
+             WHERE comment_id = $1 AND confirmed_at IS NOT NULL AND ended_at IS NULL",
+        )
+        .bind(comment_id)
+        .fetch_optional(pool)
+        .await)
+    }
+}
+
+pub(super) fn encode_snapshot(snapshot: &EventSnapshot) -> Result<String, sqlx::Error> {
+    serde_json::to_string(snapshot).map_err(|error| sqlx::Error::Encode(error.into()))
+}
+
+/// A claim's name: random, so two instances never share one.
+fn claim_name() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

@@ -6,12 +6,13 @@ use std::collections::{BTreeSet, HashMap};
 
 use sqlx::QueryBuilder;
 
-use super::outbox::{EventKind, EventSnapshot};
+use super::outbox::EventSnapshot;
 use super::{
     ImportComment, Moderated, ModerationPage, ModerationQuery, Store, StoreError, ThreadPage, ThreadRow,
     fetch_limit, match_inserted, now, parent_is_valid, split_page,
 };
 use crate::domain::{Comment, CommentId, NewComment, Status, ThreadUri};
+use crate::notify::webhook::WebhookEvent;
 
 impl Store {
     /// Stores a comment with the status the caller decided. `None` when its
@@ -106,7 +107,7 @@ impl Store {
                             comment: comment.clone(),
                             wants_replies: submission.wants_replies,
                         };
-                        record_event!(connection, EventKind::for_status(comment.status), true, &snapshot, now);
+                        record_event!(connection, WebhookEvent::for_status(comment.status), true, &snapshot, now);
                     }
                 }
             }
@@ -215,7 +216,7 @@ impl Store {
                     comment: comment.clone(),
                     wants_replies: false,
                 };
-                record_event!(connection, EventKind::for_status(status), false, &snapshot, now);
+                record_event!(connection, WebhookEvent::for_status(status), false, &snapshot, now);
                 return Ok(Some(Moderated {
                     comment,
                     changed: true,
@@ -257,7 +258,7 @@ impl Store {
                 comment,
                 wants_replies: false,
             };
-            record_event!(connection, EventKind::Deleted, false, &snapshot, now);
+            record_event!(connection, WebhookEvent::Deleted, false, &snapshot, now);
             Ok(Some(uri))
         })
     }

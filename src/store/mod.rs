@@ -129,7 +129,7 @@ use crate::domain::{Comment, CommentId, NewComment, PublicComment, Status, Threa
 
 pub use batch::InsertBatcher;
 pub use outbox::{
-    Delivery, DeliveryKind, DigestEntryRow, EventKind, EventOutcome, EventSnapshot, NewDelivery,
+    Delivery, DeliveryKind, DigestEntryRow, EventOutcome, EventSnapshot, NewDelivery,
     NewDigestEntry, NewSubscription, NotificationEvent, OutboxFigures,
 };
 pub use postgres::PostgresStore;

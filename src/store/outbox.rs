@@ -13,52 +13,8 @@ use sqlx::QueryBuilder;
 use time::OffsetDateTime;
 
 use super::{Store, StoreError, now};
-use crate::domain::{Comment, CommentId, Status};
-
-/// A webhook event name, and the event row of a comment change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    Pending,
-    Approved,
-    Rejected,
-    Spam,
-    Deleted,
-}
-
-impl EventKind {
-    /// The event that a comment now having `status` reports.
-    pub fn for_status(status: Status) -> Self {
-        match status {
-            Status::Pending => Self::Pending,
-            Status::Approved => Self::Approved,
-            Status::Rejected => Self::Rejected,
-            Status::Spam => Self::Spam,
-        }
-    }
-
-    /// The name used in webhooks and in the table.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "comment.pending",
-            Self::Approved => "comment.approved",
-            Self::Rejected => "comment.rejected",
-            Self::Spam => "comment.spam",
-            Self::Deleted => "comment.deleted",
-        }
-    }
-
-    fn parse(value: &str) -> Option<Self> {
-        [
-            Self::Pending,
-            Self::Approved,
-            Self::Rejected,
-            Self::Spam,
-            Self::Deleted,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == value)
-    }
-}
+use crate::domain::{Comment, CommentId};
+use crate::notify::webhook::WebhookEvent;
 
 /// The comment as it was when the event happened, kept with the event (a
 /// deleted comment is no longer in the table when its event is handled).
@@ -74,7 +30,7 @@ pub struct EventSnapshot {
 #[derive(Debug, Clone)]
 pub struct NotificationEvent {
     pub id: i64,
-    pub kind: EventKind,
+    pub kind: WebhookEvent,
     /// True for the event of a new submission (the one moderators are mailed
     /// about), false for a moderator's change.
     pub submitted: bool,
@@ -245,7 +201,7 @@ impl Store {
         let mut events: Vec<NotificationEvent> = rows
             .into_iter()
             .filter_map(|(id, event, submitted, snapshot, created_at)| {
-                let kind = EventKind::parse(&event);
+                let kind = WebhookEvent::ALL.into_iter().find(|kind| kind.as_str() == event);
                 let snapshot = serde_json::from_str(&snapshot).ok();
                 match (kind, snapshot) {
                     (Some(kind), Some(snapshot)) => Some(NotificationEvent {

@@ -31,19 +31,23 @@
 //! - [`thread_cache`]: serialized public thread pages, invalidated by moderation
 //!   (and, on PostgreSQL, by other instances through `LISTEN/NOTIFY`).
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
-//! - [`notify`]: mail to moderators and readers, signed one-click links,
-//!   webhooks, and the retry schedule of their delivery (the building blocks;
-//!   the outbox worker and the routes that use them are still to come).
+//! - [`notify`]: the building blocks of notifications: signed one-click links,
+//!   SMTP settings, composed mails, webhook payloads and signatures, the retry
+//!   schedule. Pure values; it reads neither the store nor the environment.
+//! - [`outbox`]: the durable outbox: the dispatcher that turns notification
+//!   events (written with each change) into mails and webhook calls, and the
+//!   sender that delivers them with retries.
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
 //!
 //! Capabilities that arrive with v2 get a module each, beside these: `spam`
 //! (rules, Akismet, the learning filter), `import` (one file per source
-//! format) and `feeds`; `notify` gains the outbox worker.
+//! format) and `feeds`.
 //!
 //! Dependencies point one way: `routes` → `comments` → `state` → `store`,
 //! `auth`, `rate_limit`, `thread_cache`, `metrics` → `domain`. `startup` wires
-//! `state`, `tasks`, `routes` and `server`; nothing imports `startup`.
+//! `state`, `tasks`, `routes`, `outbox` and `server`; nothing imports `startup`.
+//! `outbox` → `state`, `store`, `notify`; `notify` depends on `domain` only.
 
 pub mod auth;
 pub mod comments;
@@ -52,6 +56,7 @@ pub mod domain;
 pub mod error;
 pub mod metrics;
 pub mod notify;
+pub mod outbox;
 pub mod rate_limit;
 pub mod routes;
 pub mod server;

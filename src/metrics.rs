@@ -35,6 +35,11 @@ struct ScopeLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TaskExitLabels {
     task: &'static str,
     /// `returned` or `panicked`.
@@ -65,6 +70,10 @@ pub struct Metrics {
     rate_limited: Family<ScopeLabels, Counter>,
     task_exits: TaskExits,
     pending: Gauge,
+    notifications_sent: Family<KindLabels, Counter>,
+    notifications_retried: Family<KindLabels, Counter>,
+    notifications_failed: Family<KindLabels, Counter>,
+    notifications_queued: Family<KindLabels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -83,6 +92,30 @@ impl Default for Metrics {
         let rate_limited = Family::<ScopeLabels, Counter>::default();
         let pending = Gauge::default();
         let task_exits = TaskExits::default();
+        let notifications_sent = Family::<KindLabels, Counter>::default();
+        let notifications_retried = Family::<KindLabels, Counter>::default();
+        let notifications_failed = Family::<KindLabels, Counter>::default();
+        let notifications_queued = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "notifications_sent",
+            "Mails and webhook calls delivered by this instance, by kind",
+            notifications_sent.clone(),
+        );
+        registry.register(
+            "notifications_retried",
+            "Failed deliveries scheduled for another try by this instance, by kind",
+            notifications_retried.clone(),
+        );
+        registry.register(
+            "notifications_failed",
+            "Deliveries given up after the last retry by this instance, by kind",
+            notifications_failed.clone(),
+        );
+        registry.register(
+            "notifications_queued",
+            "Deliveries waiting in the outbox (all instances), by kind",
+            notifications_queued.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by method, route and status",
@@ -127,6 +160,10 @@ impl Default for Metrics {
             rate_limited,
             task_exits,
             pending,
+            notifications_sent,
+            notifications_retried,
+            notifications_failed,
+            notifications_queued,
         }
     }
 }
@@ -182,9 +219,34 @@ impl Metrics {
         self.task_exits.clone()
     }
 
-    /// Renders the text exposition format, with the queue depth as measured now.
-    pub fn render(&self, pending_comments: i64) -> String {
+    /// A mail or webhook call of `kind` was delivered.
+    pub fn notification_sent(&self, kind: &'static str) {
+        self.notifications_sent.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// A delivery of `kind` failed and will be tried again.
+    pub fn notification_retried(&self, kind: &'static str) {
+        self.notifications_retried
+            .get_or_create(&KindLabels { kind })
+            .inc();
+    }
+
+    /// A delivery of `kind` was given up.
+    pub fn notification_failed(&self, kind: &'static str) {
+        self.notifications_failed
+            .get_or_create(&KindLabels { kind })
+            .inc();
+    }
+
+    /// Renders the text exposition format, with the queue depth and the
+    /// outbox (deliveries waiting, by kind) as measured now.
+    pub fn render(&self, pending_comments: i64, queued_notifications: &[(&'static str, i64)]) -> String {
         self.pending.set(pending_comments);
+        for &(kind, queued) in queued_notifications {
+            self.notifications_queued
+                .get_or_create(&KindLabels { kind })
+                .set(queued);
+        }
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -204,7 +266,9 @@ mod tests {
         metrics.comment_moderated(Status::Approved);
         metrics.rate_limited("submit");
         metrics.task_exits().record("limiter pruner", true);
-        let text = metrics.render(7);
+        metrics.notification_sent("moderator_mail");
+        metrics.notification_retried("webhook");
+        let text = metrics.render(7, &[("webhook", 3)]);
         assert!(
             text.contains(
                 r#"marginalia_http_requests_total{method="GET",route="/api/comments",status="200"} 1"#
@@ -221,6 +285,18 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("marginalia_pending_comments 7"), "{text}");
+        assert!(
+            text.contains(r#"marginalia_notifications_sent_total{kind="moderator_mail"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"marginalia_notifications_retried_total{kind="webhook"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"marginalia_notifications_queued{kind="webhook"} 3"#),
+            "{text}"
+        );
         assert!(
             text.contains(
                 r#"marginalia_background_task_exits_total{task="limiter pruner",how="panicked"} 1"#

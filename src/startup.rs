@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use crate::auth;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::outbox;
 use crate::routes;
 use crate::server::{self, ServerLimits};
 use crate::state::AppState;
@@ -80,6 +81,7 @@ impl App {
         let metrics = Metrics::default();
         let mut tasks = Supervisor::new(metrics.task_exits());
         let state = Arc::new(AppState::build(config, address, store, metrics, &mut tasks).await?);
+        outbox::start(state.clone(), &mut tasks)?;
         let limits = ServerLimits {
             max_connections: config.max_connections.get() as usize,
             header_read_timeout: config.header_read_timeout,

@@ -119,7 +119,7 @@ mod tests {
         // No shutdown yet: the report must not wait for one.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
-            let text = metrics.render(0);
+            let text = metrics.render(0, &[]);
             if text.contains(r#"task="doomed",how="panicked"} 1"#)
                 && text.contains(r#"task="quitter",how="returned"} 1"#)
             {
@@ -146,7 +146,7 @@ mod tests {
         supervisor.spawn_until_cancelled("forever", std::future::pending());
         assert_eq!(supervisor.shutdown(Duration::from_secs(5)).await, 0);
         assert!(drained.load(Ordering::SeqCst));
-        assert!(!metrics.render(0).contains("background_task_exits_total{"));
+        assert!(!metrics.render(0, &[]).contains("background_task_exits_total{"));
     }
 
     #[tokio::test]

@@ -61,7 +61,17 @@ async fn render_metrics(state: Arc<AppState>) -> Response {
             -1
         }
     };
-    let text = state.metrics.render(pending);
+    let queued: Vec<(&'static str, i64)> = match state.store.outbox_figures().await {
+        Ok(figures) => figures
+            .into_iter()
+            .map(|(kind, figures)| (kind.as_str(), figures.queued))
+            .collect(),
+        Err(error) => {
+            tracing::warn!(error = ?error, "could not count queued notifications for /metrics");
+            Vec::new()
+        }
+    };
+    let text = state.metrics.render(pending, &queued);
     warp::reply::with_header(
         text,
         "content-type",

@@ -216,7 +216,13 @@ impl Store {
                     comment: comment.clone(),
                     wants_replies: false,
                 };
-                record_event!(connection, WebhookEvent::for_status(status), false, &snapshot, now);
+                record_event!(
+                    connection,
+                    WebhookEvent::for_status(status),
+                    false,
+                    &snapshot,
+                    now
+                );
                 return Ok(Some(Moderated {
                     comment,
                     changed: true,

@@ -129,8 +129,8 @@ use crate::domain::{Comment, CommentId, NewComment, PublicComment, Status, Threa
 
 pub use batch::InsertBatcher;
 pub use outbox::{
-    Delivery, DeliveryKind, DigestEntryRow, EventOutcome, EventSnapshot, NewDelivery,
-    NewDigestEntry, NewSubscription, NotificationEvent, OutboxFigures,
+    Delivery, DeliveryKind, DigestEntryRow, EventOutcome, EventSnapshot, NewDelivery, NewDigestEntry,
+    NewSubscription, NotificationEvent, OutboxFigures,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -10,6 +10,10 @@ mod allow_list;
 mod helpers;
 #[path = "../support/pg_database.rs"]
 mod pg_database;
+// Not every helper of the SMTP server is used by this suite.
+#[allow(dead_code)]
+#[path = "../support/smtp_server.rs"]
+mod smtp_server;
 
 mod auth;
 mod cli;
@@ -20,6 +24,7 @@ mod moderation;
 mod notify_settings;
 mod openapi;
 mod ops;
+mod outbox;
 mod pages;
 mod privacy;
 mod rate_limit;

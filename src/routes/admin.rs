@@ -62,6 +62,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let approve = action(state.clone(), "approve", Status::Approved);
     let reject = action(state.clone(), "reject", Status::Rejected);
     let spam = action(state.clone(), "spam", Status::Spam);
+    let state_for_notifications = state.clone();
     cross_site(state)
         .or(list)
         .unify()
@@ -76,6 +77,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .or(reject)
         .unify()
         .or(spam)
+        .unify()
+        .or(super::admin_notifications::routes(state_for_notifications))
         .unify()
         .boxed()
 }

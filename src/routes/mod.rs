@@ -1,7 +1,8 @@
 //! The HTTP surface, one module per audience:
 //!
 //! - [`public`]: what the widget calls (submit, thread, counts), with CORS;
-//! - [`admin`]: the moderator API behind bearer tokens;
+//! - [`admin`]: the moderator API behind bearer tokens, and
+//!   [`admin_notifications`], its calls about notification settings;
 //! - [`pages`]: the widget script, the moderation page, the demo post and the
 //!   OpenAPI description;
 //! - [`ops`]: health, readiness and metrics for operators.
@@ -11,6 +12,7 @@
 //! matched no path at all. The whole tree is logged and measured here.
 
 pub mod admin;
+pub mod admin_notifications;
 pub mod filters;
 pub mod ops;
 pub mod pages;
@@ -96,6 +98,8 @@ pub fn route_label(path: &str) -> &'static str {
         "/api/admin/comments" => "/api/admin/comments",
         "/api/admin/stats" => "/api/admin/stats",
         "/api/admin/session" => "/api/admin/session",
+        "/api/admin/notifications" => "/api/admin/notifications",
+        "/api/admin/notifications/test" => "/api/admin/notifications/test",
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",

@@ -20,6 +20,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/admin/comments/{id}/spam", "POST"),
     ("/api/admin/stats", "GET, HEAD"),
     ("/api/admin/session", "GET, HEAD, POST, DELETE"),
+    ("/api/admin/notifications", "GET, HEAD"),
+    ("/api/admin/notifications/test", "POST"),
     ("/healthz", "GET, HEAD"),
     ("/readyz", "GET, HEAD"),
     ("/metrics", "GET, HEAD"),

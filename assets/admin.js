@@ -104,6 +104,7 @@
     $('who').textContent = `Logged in as ${session.moderator}`;
     readHash();
     refreshStats();
+    loadNotifications();
     loadList(false).then(() => {
       if (focusQueue) (items[0] ? items[0].li : $('queue-title')).focus();
     });
@@ -428,6 +429,46 @@
     e.preventDefault();
   }
 
+  // ---------------------------------------------------------- notifications
+
+  // What is configured (the server never sends a password, key or webhook URL).
+  async function loadNotifications() {
+    const res = await api('GET', '/api/admin/notifications').catch(() => null);
+    const list = $('notify-settings');
+    if (!res || !res.ok || !res.data) {
+      list.replaceChildren(h('dt', {}, 'Settings'), h('dd', {}, 'could not be read'));
+      return;
+    }
+    const s = res.data;
+    const rows = [
+      ['Mail', s.mail ? `${s.mail.server} (${s.mail.security === 'none' ? 'unencrypted' : s.mail.security}${s.mail.authenticated ? ', with login' : ''}) as ${s.mail.from}` : 'not configured (MARGINALIA_SMTP_URL)'],
+      ['Moderators mailed', s.moderators.length ? s.moderators.join(', ') : 'nobody (MARGINALIA_NOTIFY_EMAILS)'],
+      ['Single mails per hour', `${s.per_hour}, then one digest per hour`],
+      ['Links work for', `${Math.round(s.link_ttl_seconds / 3600)} hours`],
+      ['Webhooks', s.webhooks ? `${s.webhooks.hosts.join(', ')} (${s.webhooks.format})` : 'not configured (MARGINALIA_WEBHOOK_URLS)'],
+    ];
+    list.replaceChildren(...rows.flatMap(([term, value]) => [h('dt', {}, term), h('dd', {}, value)]));
+    $('test-mail').hidden = !s.mail;
+  }
+
+  async function sendTestMail(event) {
+    event.preventDefault();
+    const result = $('test-result');
+    const to = $('test-to').value.trim();
+    if (!to) {
+      result.textContent = 'Enter an address.';
+      return;
+    }
+    try {
+      const res = await api('POST', '/api/admin/notifications/test', { to });
+      result.textContent = res.ok
+        ? `Queued. It should arrive at ${to} within a minute.`
+        : (res.data && res.data.fields && res.data.fields.to) || message(res);
+    } catch (e) {
+      result.textContent = e.message;
+    }
+  }
+
   // ------------------------------------------------------------------ start
 
   async function start() {
@@ -438,6 +479,7 @@
     $('bulk-approve').addEventListener('click', () => bulk('approve'));
     $('bulk-reject').addEventListener('click', () => bulk('reject'));
     $('more').addEventListener('click', () => loadList(true));
+    $('test-mail').addEventListener('submit', sendTestMail);
     document.addEventListener('keydown', shortcut);
     window.addEventListener('hashchange', () => {
       if (csrf && /^#?(status=|$)/.test(location.hash)) {

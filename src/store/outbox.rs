@@ -253,17 +253,21 @@ impl Store {
                 });
                 sql.build().execute(&mut *connection).await?;
             }
-            for entry in &outcome.held {
-                sqlx::query(
-                    "INSERT INTO digest_entries (recipient, comment_id, snapshot, created_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(&entry.recipient)
-                .bind(entry.snapshot.comment.id)
-                .bind(encode_snapshot(&entry.snapshot)?)
-                .bind(now)
-                .execute(&mut *connection)
-                .await?;
+            if !outcome.held.is_empty() {
+                let snapshots = outcome
+                    .held
+                    .iter()
+                    .map(|entry| encode_snapshot(&entry.snapshot))
+                    .collect::<Result<Vec<String>, sqlx::Error>>()?;
+                let mut sql =
+                    QueryBuilder::new("INSERT INTO digest_entries (recipient, comment_id, snapshot, created_at) ");
+                sql.push_values(outcome.held.iter().zip(snapshots), |mut row, (entry, snapshot)| {
+                    row.push_bind(&entry.recipient)
+                        .push_bind(entry.snapshot.comment.id)
+                        .push_bind(snapshot)
+                        .push_bind(now);
+                });
+                sql.build().execute(&mut *connection).await?;
             }
             for subscription in &outcome.subscriptions {
                 // The comment may be gone already (deleted before its event

@@ -17,7 +17,7 @@ use crate::domain::{CommentId, Status};
 #[derive(Debug, Clone)]
 pub enum LinkModeration {
     /// The status was set (or the comment already had it); the link is used up.
-    Done(Moderated),
+    Done(Box<Moderated>),
     /// The link was used before: nothing changed.
     Used,
     /// No such comment (deleted): nothing changed, the link is not used up.
@@ -115,7 +115,7 @@ impl Store {
                 return Ok(LinkModeration::Used);
             }
             match set_status_in_transaction!(backend, connection, id, status, moderator, now) {
-                Some(moderated) => Ok(LinkModeration::Done(moderated)),
+                Some(moderated) => Ok(LinkModeration::Done(Box::new(moderated))),
                 // Deleted since the check (PostgreSQL): roll the nonce back.
                 None => Err(sqlx::Error::RowNotFound),
             }

@@ -51,6 +51,7 @@
     labelEmail: 'Email',
     labelWebsite: 'Website',
     labelSave: 'Save my name, email, and website in this browser for the next time I comment.',
+    labelNotify: 'Notify me of follow-up comments by email',
     postComment: 'Post Comment',
     posting: 'Posting…',
     awaiting: 'Your comment is awaiting moderation.',
@@ -292,6 +293,8 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
         control, error);
     };
     const save = h('input', { type: 'checkbox', id: 'marginalia-save', name: 'save' });
+    // Unticked by default: ticking it asks for reply mail, which the reader confirms from a mail first.
+    const notify = h('input', { type: 'checkbox', id: 'marginalia-notify', name: 'notify' });
     const submitButton = h('button', { type: 'submit', class: 'mg-button mg-primary' }, t('postComment'));
     const status = h('p', { class: 'mg-status', role: 'status', 'aria-live': 'polite' });
     const title = h('h3', { class: 'mg-title', id: 'marginalia-reply-title' }, t('leaveReply'));
@@ -305,6 +308,7 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
       field('email', t('labelEmail'), h('input', { type: 'email', autocomplete: 'email', spellcheck: 'false' }), true),
       field('website', t('labelWebsite'), h('input', { type: 'url', autocomplete: 'url', spellcheck: 'false' }), false),
       h('p', { class: 'mg-field mg-check' }, save, h('label', { for: 'marginalia-save' }, t('labelSave'))),
+      h('p', { class: 'mg-field mg-check' }, notify, h('label', { for: 'marginalia-notify' }, t('labelNotify'))),
       h('p', {}, submitButton),
       status);
     const respond = h('div', { class: 'mg-respond', id: 'marginalia-respond' }, h('div', { class: 'mg-title-row' }, title, cancel), form);
@@ -506,6 +510,7 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
       const payload = { uri, name: v.name, email: v.email, body: v.body };
       if (v.website) payload.website = v.website;
       if (parentId != null) payload.parent_id = parentId;
+      if (notify.checked) payload.notify = true;
 
       submitButton.setAttribute('aria-disabled', 'true');
       submitButton.textContent = t('posting');
@@ -533,6 +538,7 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
           };
           store(PENDING_KEY, [].concat(load(PENDING_KEY) || []).filter((p) => p && p.id !== own.id).concat(own));
           fields.body.control.value = '';
+          notify.checked = false; // each comment is its own request for replies
           closeReply(false);
           const li = render(own, true);
           say(t('thanks'));

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use crate::domain::{Comment, CommentId, NewComment, Status};
 use crate::state::AppState;
-use crate::store::StoreError;
+use crate::store::{Moderated, StoreError};
 
 /// Why a use case did not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -73,13 +73,21 @@ pub async fn moderate(
         .set_status(id, status, moderated_by)
         .await?
         .ok_or(CommentError::NotFound(id))?;
+    after_moderation(state, &moderated, moderated_by);
+    Ok(moderated.comment)
+}
+
+/// What follows every status change, however it was made (the moderator
+/// API, a one-click link): the cache, the metrics and the log. `moderator`
+/// is what the log says about who did it.
+pub(crate) fn after_moderation(state: &AppState, moderated: &Moderated, moderator: &str) {
     if moderated.changed {
+        let (id, status) = (moderated.comment.id, moderated.comment.status);
         // Before answering: the very next public read must show the change.
         state.threads.invalidate(&moderated.comment.uri);
         state.metrics.comment_moderated(status);
-        tracing::info!(id, status = %status, moderator = %moderated_by, "comment moderated");
+        tracing::info!(id, status = %status, moderator, "comment moderated");
     }
-    Ok(moderated.comment)
 }
 
 /// A moderator deletes a comment for good; its replies stay, now top-level.

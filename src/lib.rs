@@ -15,6 +15,9 @@
 //!   listener): one cancellation token, early exits logged and counted, drained at shutdown.
 //! - [`comments`]: the use cases (submit, moderate, delete) that routes, the CLI
 //!   and importers call; the order of steps lives here, not in handlers.
+//! - [`links`]: the use cases of one-click links (moderate a comment, confirm a
+//!   subscription, unsubscribe): the token checked against the key stored now,
+//!   its purpose, then one store call that also makes the link single use.
 //! - [`server`]: the accept loop (connection cap, header-read timeout, graceful
 //!   shutdown) that hands every request to the warp filters with its peer address.
 //! - [`routes`]: the HTTP surface, one module per audience (public widget API,
@@ -44,7 +47,7 @@
 //! (rules, Akismet, the learning filter), `import` (one file per source
 //! format) and `feeds`.
 //!
-//! Dependencies point one way: `routes` → `comments` → `state` → `store`,
+//! Dependencies point one way: `routes` → `links` → `comments` → `state` → `store`,
 //! `auth`, `rate_limit`, `thread_cache`, `metrics` → `domain`. `startup` wires
 //! `state`, `tasks`, `routes`, `outbox` and `server`; nothing imports `startup`.
 //! `outbox` → `state`, `store`, `notify`; `notify` depends on `domain` only.
@@ -54,6 +57,7 @@ pub mod comments;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod links;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;

@@ -192,7 +192,7 @@ async fn plan(state: &AppState, events: &[NotificationEvent]) -> Result<EventOut
     if !settings.is_enabled() {
         return Ok(outcome);
     }
-    let secret = state.store.link_secret().await?;
+    let secret = state.store.current_link_secret().await?;
     let now = OffsetDateTime::now_utc();
     let mut budget = Budget::default();
     for event in events {
@@ -397,7 +397,7 @@ async fn send_due_digests(state: &AppState) -> Result<(), StoreError> {
         if entries.is_empty() {
             continue;
         }
-        let secret = state.store.link_secret().await?;
+        let secret = state.store.current_link_secret().await?;
         let composer = Composer::new(state, &mail.from);
         let moderator = subscriber(&recipient);
         let mut digest = Vec::with_capacity(entries.len());

@@ -34,7 +34,8 @@ pub struct AppState {
     /// Who is told about what, by mail and webhook; checked at start-up.
     pub notify: NotifySettings,
     /// The key of every one-click link, shared by all instances through the
-    /// database; read once at start-up.
+    /// database; read once at start-up. Checking a link reads the stored key
+    /// again instead (`crate::links`), so a rotation applies at once.
     pub link_secret: LinkSecret,
 }
 

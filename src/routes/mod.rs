@@ -5,7 +5,9 @@
 //!   [`admin_notifications`], its calls about notification settings;
 //! - [`pages`]: the widget script, the moderation page, the demo post and the
 //!   OpenAPI description;
-//! - [`ops`]: health, readiness and metrics for operators.
+//! - [`ops`]: health, readiness and metrics for operators;
+//! - [`links`]: the pages of one-click links in mail (moderate, subscribe,
+//!   unsubscribe).
 //!
 //! Every path answers every outcome itself (a wrong method is a 405 of that
 //! path, with `Allow`); [`crate::error::handle_rejection`] only sees what
@@ -14,6 +16,7 @@
 pub mod admin;
 pub mod admin_notifications;
 pub mod filters;
+pub mod links;
 pub mod ops;
 pub mod pages;
 pub mod public;
@@ -56,6 +59,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .or(admin::routes(state.clone()))
         .unify()
         .or(pages::routes(state.clone()))
+        .unify()
+        .or(links::routes(state.clone()))
         .unify()
         .or(ops::routes(state))
         .unify()
@@ -114,8 +119,26 @@ pub fn route_label(path: &str) -> &'static str {
             Some(rest) if rest.ends_with("/reject") => "/api/admin/comments/{id}/reject",
             Some(rest) if rest.ends_with("/spam") => "/api/admin/comments/{id}/spam",
             Some(_) => "/api/admin/comments/{id}",
-            None => "other",
+            None => link_label(path),
         },
+    }
+}
+
+/// The template of a one-click link's path: the token (which holds an
+/// address and acts as a password) must never reach a log or a label.
+fn link_label(path: &str) -> &'static str {
+    let segment = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|token| !token.is_empty() && !token.contains('/'))
+    };
+    if segment("/moderate/") {
+        "/moderate/{token}"
+    } else if segment("/subscribe/") {
+        "/subscribe/{token}"
+    } else if segment("/unsubscribe/") {
+        "/unsubscribe/{token}"
+    } else {
+        "other"
     }
 }
 
@@ -136,5 +159,13 @@ mod tests {
         );
         assert_eq!(route_label("/api/admin/comments/42"), "/api/admin/comments/{id}");
         assert_eq!(route_label("/wp-login.php"), "other");
+        assert_eq!(route_label("/moderate/AQE-secret_token"), "/moderate/{token}");
+        assert_eq!(route_label("/subscribe/AQE-secret_token"), "/subscribe/{token}");
+        assert_eq!(
+            route_label("/unsubscribe/AQE-secret_token"),
+            "/unsubscribe/{token}"
+        );
+        assert_eq!(route_label("/moderate/"), "other");
+        assert_eq!(route_label("/moderate/a/b"), "other");
     }
 }

@@ -20,8 +20,9 @@ use super::filters::if_none_match;
 use super::method_not_allowed;
 use crate::state::AppState;
 
-/// The moderation page runs only its own script and styles.
-const ADMIN_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+/// The moderation page runs only its own script and styles. The pages of
+/// one-click links (`routes::links`) carry it too.
+pub(crate) const ADMIN_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 /// The demo stands in for someone's blog: inline styles, but scripts only from here.
 const DEMO_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \

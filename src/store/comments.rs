@@ -199,47 +199,9 @@ impl Store {
     ) -> Result<Option<Moderated>, StoreError> {
         let now = now();
         in_transaction!(self, |backend, connection| {
-            let updated = sqlx::query_as::<_, Comment>(concat!(
-                "UPDATE comments SET status = $2, moderated_by = $3, moderated_at = $4 \
-                 WHERE id = $1 AND status <> $2 RETURNING ",
-                comment_columns!()
+            Ok(set_status_in_transaction!(
+                backend, connection, id, status, moderator, now
             ))
-            .bind(id)
-            .bind(status.as_str())
-            .bind(moderator)
-            .bind(now)
-            .fetch_optional(&mut *connection)
-            .await?;
-            if let Some(comment) = updated {
-                backend.announce_thread_change(connection, &comment.uri).await?;
-                let snapshot = EventSnapshot {
-                    comment: comment.clone(),
-                    wants_replies: false,
-                };
-                record_event!(
-                    connection,
-                    WebhookEvent::for_status(status),
-                    false,
-                    &snapshot,
-                    now
-                );
-                return Ok(Some(Moderated {
-                    comment,
-                    changed: true,
-                }));
-            }
-            let existing = sqlx::query_as::<_, Comment>(concat!(
-                "SELECT ",
-                comment_columns!(),
-                " FROM comments WHERE id = $1"
-            ))
-            .bind(id)
-            .fetch_optional(&mut *connection)
-            .await?;
-            Ok(existing.map(|comment| Moderated {
-                comment,
-                changed: false,
-            }))
         })
     }
 

@@ -113,8 +113,66 @@ macro_rules! record_event {
     }};
 }
 
+/// Sets a comment's status inside the transaction of `$connection`, as every
+/// moderation does: records who and when, announces the thread's change and
+/// records the notification event, all or nothing with the transaction.
+/// Shared by `Store::set_status` and moderation by one-click link, so that
+/// no way of moderating can forget the event. Evaluates to
+/// `Option<Moderated>`: `None` for an unknown id; `changed: false` (and
+/// nothing written) when the comment already had `$status`.
+macro_rules! set_status_in_transaction {
+    ($backend:ident, $connection:ident, $id:expr, $status:expr, $moderator:expr, $now:expr) => {{
+        let (id, status, moderator, now): ($crate::domain::CommentId, $crate::domain::Status, &str, _) =
+            ($id, $status, $moderator, $now);
+        let updated = sqlx::query_as::<_, $crate::domain::Comment>(concat!(
+            "UPDATE comments SET status = $2, moderated_by = $3, moderated_at = $4 \
+             WHERE id = $1 AND status <> $2 RETURNING ",
+            comment_columns!()
+        ))
+        .bind(id)
+        .bind(status.as_str())
+        .bind(moderator)
+        .bind(now)
+        .fetch_optional(&mut *$connection)
+        .await?;
+        match updated {
+            Some(comment) => {
+                $backend.announce_thread_change($connection, &comment.uri).await?;
+                let snapshot = $crate::store::EventSnapshot {
+                    comment: comment.clone(),
+                    wants_replies: false,
+                };
+                record_event!(
+                    $connection,
+                    $crate::notify::webhook::WebhookEvent::for_status(status),
+                    false,
+                    &snapshot,
+                    now
+                );
+                Some($crate::store::Moderated {
+                    comment,
+                    changed: true,
+                })
+            }
+            None => sqlx::query_as::<_, $crate::domain::Comment>(concat!(
+                "SELECT ",
+                comment_columns!(),
+                " FROM comments WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(&mut *$connection)
+            .await?
+            .map(|comment| $crate::store::Moderated {
+                comment,
+                changed: false,
+            }),
+        }
+    }};
+}
+
 mod batch;
 mod comments;
+mod links;
 mod moderators;
 mod outbox;
 mod postgres;
@@ -128,6 +186,7 @@ use time::OffsetDateTime;
 use crate::domain::{Comment, CommentId, NewComment, PublicComment, Status, ThreadUri};
 
 pub use batch::InsertBatcher;
+pub use links::{LinkModeration, SubscriptionConfirmation, SubscriptionRecord};
 pub use outbox::{
     Delivery, DeliveryKind, DigestEntryRow, EventOutcome, EventSnapshot, NewDelivery, NewDigestEntry,
     NewSubscription, NotificationEvent, OutboxFigures,

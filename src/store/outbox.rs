@@ -259,14 +259,18 @@ impl Store {
                     .iter()
                     .map(|entry| encode_snapshot(&entry.snapshot))
                     .collect::<Result<Vec<String>, sqlx::Error>>()?;
-                let mut sql =
-                    QueryBuilder::new("INSERT INTO digest_entries (recipient, comment_id, snapshot, created_at) ");
-                sql.push_values(outcome.held.iter().zip(snapshots), |mut row, (entry, snapshot)| {
-                    row.push_bind(&entry.recipient)
-                        .push_bind(entry.snapshot.comment.id)
-                        .push_bind(snapshot)
-                        .push_bind(now);
-                });
+                let mut sql = QueryBuilder::new(
+                    "INSERT INTO digest_entries (recipient, comment_id, snapshot, created_at) ",
+                );
+                sql.push_values(
+                    outcome.held.iter().zip(snapshots),
+                    |mut row, (entry, snapshot)| {
+                        row.push_bind(&entry.recipient)
+                            .push_bind(entry.snapshot.comment.id)
+                            .push_bind(snapshot)
+                            .push_bind(now);
+                    },
+                );
                 sql.build().execute(&mut *connection).await?;
             }
             for subscription in &outcome.subscriptions {

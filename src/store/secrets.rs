@@ -38,6 +38,23 @@ impl Store {
         .await)
     }
 
+    /// The link-signing key as stored now, read without writing: checked on
+    /// every use of a link, so a `marginalia secret rotate` run by another
+    /// process applies here at once. Created (as [`Store::link_secret`] does)
+    /// only if the row is missing.
+    pub async fn current_link_secret(&self) -> Result<LinkSecret, StoreError> {
+        let stored: Option<String> = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT value FROM service_secrets WHERE name = $1"
+        )
+        .bind(LINK_SECRET)
+        .fetch_optional(pool)
+        .await)?;
+        match stored {
+            Some(stored) => decode(&stored).map_err(StoreError::Other),
+            None => self.link_secret().await,
+        }
+    }
+
     /// Replaces the link-signing key with a new one and returns it: every
     /// link signed before stops verifying.
     pub async fn rotate_link_secret(&self) -> Result<LinkSecret, StoreError> {

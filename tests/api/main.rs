@@ -20,6 +20,7 @@ mod cli;
 mod cors;
 mod errors;
 mod instances;
+mod links;
 mod moderation;
 mod notify_settings;
 mod openapi;

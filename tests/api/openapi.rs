@@ -31,6 +31,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("/admin/admin.css", "GET, HEAD"),
     ("/demo", "GET, HEAD"),
     ("/openapi.yaml", "GET, HEAD"),
+    ("/moderate/{token}", "GET, HEAD, POST"),
+    ("/subscribe/{token}", "GET, HEAD, POST"),
+    ("/unsubscribe/{token}", "GET, HEAD, POST"),
 ];
 
 /// The public API's paths also answer CORS preflights (`OPTIONS` with

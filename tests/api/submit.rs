@@ -616,3 +616,66 @@ async fn a_field_sent_twice_is_refused_in_json_and_in_forms() {
     })
     .await;
 }
+
+/// `notify` asks for mail about replies (double opt-in follows): a JSON
+/// boolean, or a form checkbox that sends `on` when ticked and nothing when
+/// not. Anything else is named in a 422, and nothing is stored.
+#[tokio::test]
+async fn notify_is_a_boolean_in_json_and_a_checkbox_in_forms() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        for notify in [json!(true), json!(false), Value::Null] {
+            let mut comment = valid_comment();
+            comment["notify"] = notify.clone();
+            let response = app.post_json(&comment).await;
+            assert_eq!(response.status(), StatusCode::ACCEPTED, "notify: {notify}");
+        }
+        for notify in [json!("yes"), json!(1), json!("true"), json!({})] {
+            let mut comment = valid_comment();
+            comment["uri"] = json!("/notify/refused/");
+            comment["notify"] = notify.clone();
+            let body = assert_error(
+                app.post_json(&comment).await,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+            )
+            .await;
+            let fields = body["fields"].as_object().unwrap();
+            assert_eq!(fields.keys().collect::<Vec<_>>(), ["notify"], "{notify}: {body}");
+        }
+
+        let form = |notify: &'static str| {
+            app.client.post(app.url("/api/comments")).form(&[
+                ("uri", "/notify/form/"),
+                ("name", "Form Reader"),
+                ("email", "form@example.org"),
+                ("body", "Tell me about replies."),
+                ("notify", notify),
+            ])
+        };
+        for ticked in ["on", ""] {
+            let response = form(ticked).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::ACCEPTED, "notify={ticked}");
+        }
+        let body = assert_error(
+            form("maybe").send().await.unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+        )
+        .await;
+        assert!(body["fields"]["notify"].is_string(), "{body}");
+
+        assert_eq!(
+            app.admin_list("uri=/notify/form/").await["comments"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            app.admin_list("uri=/notify/refused/").await["comments"],
+            json!([])
+        );
+    })
+    .await;
+}

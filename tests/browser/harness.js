@@ -36,7 +36,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A running marginalia instance, with the HTTP helpers the tests seed data with. */
 export class Service {
-  static async start({ tmp, name = 'main', allowedOrigins = '', perMinute = 1000, burst = 1000 }) {
+  static async start({ tmp, name = 'main', allowedOrigins = '', perMinute = 1000, burst = 1000, env: extraEnv = {} }) {
     if (!fs.existsSync(BIN)) {
       throw new Error(`marginalia binary not found at ${BIN}: run \`cargo build --release\` or set MARGINALIA_BIN`);
     }
@@ -54,6 +54,7 @@ export class Service {
       MARGINALIA_RATE_LIMIT_BURST: String(burst),
       MARGINALIA_ALLOWED_ORIGINS: allowedOrigins,
       MARGINALIA_LOG: process.env.MARGINALIA_LOG || 'info',
+      ...extraEnv,
     };
     delete env.DATABASE_URL;
     delete env.MARGINALIA_TRUSTED_PROXIES;
@@ -264,6 +265,132 @@ ${config}</head><body>
 </noscript>
 </body></html>`);
   }
+}
+
+/**
+ * A real SMTP server on a loopback port (enough ESMTP for lettre: EHLO, MAIL, RCPT, DATA, QUIT),
+ * keeping every message it accepts, so that tests read the mail the service sends.
+ */
+export class MailSink {
+  static async start() {
+    const sink = new MailSink();
+    sink.server = net.createServer((socket) => sink.session(socket));
+    await new Promise((resolve) => sink.server.listen(0, '127.0.0.1', resolve));
+    sink.port = sink.server.address().port;
+    return sink;
+  }
+
+  constructor() {
+    this.messages = []; // { to: [...], raw: string }
+  }
+
+  session(socket) {
+    let buffer = '';
+    let data = null;
+    let to = [];
+    socket.setEncoding('latin1');
+    socket.write('220 sink ESMTP\r\n');
+    socket.on('data', (chunk) => {
+      buffer += chunk;
+      let end;
+      while ((end = buffer.indexOf('\r\n')) >= 0) {
+        const line = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        if (data !== null) {
+          if (line === '.') {
+            this.messages.push({ to, raw: data.join('\r\n') });
+            data = null;
+            to = [];
+            socket.write('250 OK\r\n');
+          } else {
+            data.push(line.startsWith('..') ? line.slice(1) : line);
+          }
+          continue;
+        }
+        const verb = line.slice(0, 4).toUpperCase();
+        if (verb === 'EHLO') socket.write('250-sink\r\n250 8BITMIME\r\n');
+        else if (verb === 'RCPT') {
+          to.push(line.replace(/^RCPT TO:\s*<?([^>]*)>?.*$/i, '$1'));
+          socket.write('250 OK\r\n');
+        } else if (verb === 'DATA') {
+          data = [];
+          socket.write('354 go on\r\n');
+        } else if (verb === 'QUIT') {
+          socket.end('221 bye\r\n');
+        } else socket.write('250 OK\r\n');
+      }
+    });
+    socket.on('error', () => {});
+  }
+
+  /** Waits for a message to `to` whose subject matches `subject`, and returns it parsed. */
+  async waitFor(to, subject, timeoutMs = 20_000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.messages.map(parseMail).find((m) => m.to.includes(to) && subject.test(m.subject));
+      if (found) return found;
+      if (Date.now() > deadline) {
+        throw new Error(`no mail to ${to} matching ${subject}; got: ${this.messages.map((m) => parseMail(m).subject).join(' | ')}`);
+      }
+      await sleep(200);
+    }
+  }
+
+  count(to) {
+    return this.messages.filter((m) => m.to.includes(to)).length;
+  }
+
+  stop() {
+    return new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+/** The headers, subject and decoded text part of a raw message (multipart/alternative or single part). */
+export function parseMail({ to, raw }) {
+  const split = (text) => {
+    const at = text.indexOf('\r\n\r\n');
+    const head = text.slice(0, at).replace(/\r\n[ \t]+/g, ' ');
+    const headers = {};
+    for (const line of head.split('\r\n')) {
+      const colon = line.indexOf(':');
+      headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    }
+    return { headers, body: text.slice(at + 4) };
+  };
+  const decode = (part) => {
+    const encoding = (part.headers['content-transfer-encoding'] || '7bit').toLowerCase();
+    let bytes;
+    if (encoding === 'base64') bytes = Buffer.from(part.body.replace(/\s+/g, ''), 'base64');
+    else if (encoding === 'quoted-printable') {
+      const text = part.body.replace(/=\r\n/g, '');
+      const out = [];
+      for (let i = 0; i < text.length; i++) {
+        if (text[i] === '=' && /^[0-9A-F]{2}$/i.test(text.slice(i + 1, i + 3))) {
+          out.push(parseInt(text.slice(i + 1, i + 3), 16));
+          i += 2;
+        } else out.push(text.charCodeAt(i));
+      }
+      bytes = Buffer.from(out);
+    } else bytes = Buffer.from(part.body, 'latin1');
+    return bytes.toString('utf8');
+  };
+  const message = split(raw);
+  const parts = {};
+  const boundary = /boundary="?([^";]+)"?/i.exec(message.headers['content-type'] || '');
+  if (boundary) {
+    for (const chunk of message.body.split(`--${boundary[1]}`).slice(1, -1)) {
+      const part = split(chunk.replace(/^\r\n/, ''));
+      const type = (part.headers['content-type'] || 'text/plain').split(';')[0].toLowerCase();
+      parts[type] = decode(part);
+    }
+  } else {
+    parts[(message.headers['content-type'] || 'text/plain').split(';')[0].toLowerCase()] = decode(message);
+  }
+  const subject = (message.headers.subject || '').replace(/=\?utf-8\?([bq])\?([^?]*)\?=/gi, (_, kind, text) =>
+    kind.toLowerCase() === 'b'
+      ? Buffer.from(text, 'base64').toString('utf8')
+      : decode({ headers: { 'content-transfer-encoding': 'quoted-printable' }, body: text.replace(/_/g, ' ') }));
+  return { to, headers: message.headers, subject, text: parts['text/plain'] || '', html: parts['text/html'] || '' };
 }
 
 export const LAUNCH_ARGS = [

@@ -180,7 +180,11 @@ describe('marginalia in a browser', () => {
       'Your email address will not be published. Required fields are marked *');
     const labels = (await respond.locator('label').allTextContents()).map((s) => s.replace(/\s+/g, ' ').trim());
     assert.deepEqual(labels, ['Comment *', 'Name *', 'Email *', 'Website',
-      'Save my name, email, and website in this browser for the next time I comment.']);
+      'Save my name, email, and website in this browser for the next time I comment.',
+      'Notify me of follow-up comments by email']);
+    const notify = respond.getByRole('checkbox', { name: 'Notify me of follow-up comments by email' });
+    assert.equal(await notify.count(), 1, 'a real label for the notify checkbox');
+    assert.equal(await notify.isChecked(), false, 'unticked by default');
     for (const label of ['Comment', 'Name', 'Email', 'Website']) {
       assert.equal(await input(page, label).count(), 1, `a real label for ${label}`);
     }

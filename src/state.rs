@@ -33,9 +33,10 @@ pub struct AppState {
     pub site: Site,
     /// Who is told about what, by mail and webhook; checked at start-up.
     pub notify: NotifySettings,
-    /// The key of every one-click link, shared by all instances through the
-    /// database; read once at start-up. Checking a link reads the stored key
-    /// again instead (`crate::links`), so a rotation applies at once.
+    /// The key of one-click links as it was at start-up (made on the first
+    /// start, so it exists before any mail is composed). Signing (`outbox`)
+    /// and checking (`links`) read the stored key at each use instead, so a
+    /// `marginalia secret rotate` applies at once.
     pub link_secret: LinkSecret,
 }
 

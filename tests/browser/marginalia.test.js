@@ -705,8 +705,9 @@ describe('marginalia in a browser', () => {
     const button = page.getByRole('button', { name: 'Post Comment' });
     assert.equal(await button.evaluate((el) => getComputedStyle(el).backgroundColor), 'rgb(200, 0, 100)');
 
-    // Keyboard focus is visible.
+    // Keyboard focus is visible. Website → "save my name" → "notify me" → the button.
     await input(page, 'Website').focus();
+    await page.keyboard.press('Tab');
     await page.keyboard.press('Tab');
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Post Comment');

@@ -23,6 +23,12 @@ fn closed_port() -> u16 {
         .port()
 }
 
+/// One series of the `/metrics` at `url`, 0 when absent.
+async fn metric_at(client: &reqwest::Client, url: &str, series: &str) -> f64 {
+    let text = client.get(url).send().await.unwrap().text().await.unwrap();
+    metric_value(&text, series)
+}
+
 /// Collects mails until every (recipient, comment name) in `expected` has
 /// arrived, failing after `limit`; then watches for [`QUIET`] for more.
 /// Asserts none arrived twice, by Message-ID or by what it is about.
@@ -152,14 +158,15 @@ async fn mail_queued_during_an_smtp_outage_arrives_once_when_it_ends() {
 
 /// Two instances on one PostgreSQL database, 20 submissions spread over
 /// both: each moderator mail goes out exactly once, and each outbox row was
-/// claimed exactly once.
+/// claimed exactly once. The SMTP server takes 250 ms per message, so while
+/// one instance sends a claim of mails the other claims the rest: both send.
 #[tokio::test]
 async fn two_instances_on_postgres_send_each_mail_once() {
     if postgres_server_url().is_none() {
         eprintln!("needs MARGINALIA_TEST_DATABASE_URL (PostgreSQL)");
         return;
     }
-    let mut smtp = SmtpServer::start().await;
+    let mut smtp = SmtpServer::start_slow(Duration::from_millis(250)).await;
     let a = spawn_app_with(Backend::Postgres, |config| {
         with_mail(config, smtp.port(), &["mod@clinic.example"]);
     })
@@ -227,11 +234,21 @@ async fn two_instances_on_postgres_send_each_mail_once() {
     );
     let mut shares: Vec<usize> = per_connection.into_values().collect();
     shares.sort_unstable();
+    // Each instance counts what it sent itself.
+    let sent = r#"marginalia_notifications_sent_total{kind="moderator_mail"}"#;
+    let by_a = metric_at(&client, &a.url("/metrics"), sent).await;
+    let by_b = metric_at(&client, &format!("http://{b_address}/metrics"), sent).await;
     eprintln!(
         "two instances on PostgreSQL: 20 submissions, {} mails, all within {:.1?} of the first \
-         submission, duplicates: 0; mails per SMTP connection: {shares:?}",
+         submission, duplicates: 0; sent by each instance: {by_a} and {by_b}; mails per SMTP \
+         connection: {shares:?}",
         mails.len(),
         last - started
+    );
+    assert_eq!(by_a + by_b, 20.0);
+    assert!(
+        by_a > 0.0 && by_b > 0.0,
+        "one instance sent everything: {by_a} / {by_b}"
     );
     b_server.abort();
 }

@@ -58,14 +58,21 @@ struct Login {
 impl SmtpServer {
     /// A server that accepts mail from anyone, without authentication.
     pub async fn start() -> SmtpServer {
-        Self::spawn(None, 0).await
+        Self::spawn(None, 0, Duration::ZERO).await
+    }
+
+    /// A server like [`SmtpServer::start`] that takes `delay` to accept each
+    /// message, as a busy server does: a client sending many messages is
+    /// kept busy long enough for others to start sending meanwhile.
+    pub async fn start_slow(delay: Duration) -> SmtpServer {
+        Self::spawn(None, 0, delay).await
     }
 
     /// A server like [`SmtpServer::start`] on a port chosen beforehand: a
     /// test points the service at a port where nothing listens yet (an SMTP
     /// outage), then starts the server there (the outage ends).
     pub async fn start_on(port: u16) -> SmtpServer {
-        Self::spawn(None, port).await
+        Self::spawn(None, port, Duration::ZERO).await
     }
 
     /// A server that offers AUTH PLAIN and requires it before MAIL.
@@ -76,11 +83,12 @@ impl SmtpServer {
                 password: password.to_owned(),
             }),
             0,
+            Duration::ZERO,
         )
         .await
     }
 
-    async fn spawn(login: Option<Login>, port: u16) -> SmtpServer {
+    async fn spawn(login: Option<Login>, port: u16, delay: Duration) -> SmtpServer {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("binding the test SMTP server");
@@ -92,7 +100,7 @@ impl SmtpServer {
                 let login = login.clone();
                 tokio::spawn(async move {
                     // A client that hangs up mid-session is not the server's failure.
-                    let _ = Session::new(login, sender, peer).run(stream).await;
+                    let _ = Session::new(login, sender, peer, delay).run(stream).await;
                 });
             }
         });
@@ -132,6 +140,8 @@ struct Session {
     login: Option<Login>,
     sender: mpsc::UnboundedSender<ReceivedMail>,
     peer: SocketAddr,
+    /// How long each accepted message waits for its `250`.
+    delay: Duration,
     greeted: bool,
     authenticated_as: Option<String>,
     mail_from: Option<String>,
@@ -139,11 +149,17 @@ struct Session {
 }
 
 impl Session {
-    fn new(login: Option<Login>, sender: mpsc::UnboundedSender<ReceivedMail>, peer: SocketAddr) -> Session {
+    fn new(
+        login: Option<Login>,
+        sender: mpsc::UnboundedSender<ReceivedMail>,
+        peer: SocketAddr,
+        delay: Duration,
+    ) -> Session {
         Session {
             login,
             sender,
             peer,
+            delay,
             greeted: false,
             authenticated_as: None,
             mail_from: None,
@@ -194,6 +210,7 @@ impl Session {
                             .await?;
                         match read_data(&mut reader).await? {
                             Some(data) => {
+                                tokio::time::sleep(self.delay).await;
                                 let _ = self.sender.send(ReceivedMail {
                                     mail_from: self.mail_from.take().unwrap_or_default(),
                                     rcpt_to: std::mem::take(&mut self.rcpt_to),

@@ -350,6 +350,26 @@ impl Store {
         Ok(deliveries)
     }
 
+    /// Hands claimed deliveries back untried: due now, and the try their
+    /// claim counted is taken back. Only for deliveries whose claim's lease
+    /// has not ended (nobody else can hold them then).
+    pub async fn release_deliveries(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let now = now();
+        in_transaction!(self, |connection| {
+            for id in ids {
+                sqlx::query(
+                    "UPDATE outbox SET next_attempt_at = $2, attempts = attempts - 1 \
+                     WHERE id = $1 AND sent_at IS NULL AND failed_at IS NULL",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *connection)
+                .await?;
+            }
+            Ok(())
+        })
+    }
+
     /// Records a delivery as done.
     pub async fn delivery_sent(&self, id: i64) -> Result<(), StoreError> {
         let now = now();

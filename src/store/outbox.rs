@@ -301,7 +301,9 @@ impl Store {
     }
 
     /// Deliveries of `kind` queued for `recipient` since `since`, sent or not:
-    /// what the hourly and daily budgets count.
+    /// what the hourly and daily budgets count. Addresses are compared
+    /// without regard to case: mailboxes do not tell `Maya@` from `maya@`,
+    /// so neither may a budget (the index `outbox_recent` is on `LOWER`).
     pub async fn deliveries_since(
         &self,
         kind: DeliveryKind,
@@ -309,7 +311,7 @@ impl Store {
         since: OffsetDateTime,
     ) -> Result<i64, StoreError> {
         on_pool!(self, pool => sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND kind = $2 AND created_at > $3",
+            "SELECT COUNT(*) FROM outbox WHERE LOWER(recipient) = LOWER($1) AND kind = $2 AND created_at > $3",
         )
         .bind(recipient)
         .bind(kind.as_str())

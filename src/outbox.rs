@@ -22,11 +22,13 @@
 //! With several instances on PostgreSQL, claims take rows with `FOR UPDATE
 //! SKIP LOCKED` and hold them for a lease: each row is handled by one
 //! instance, and one that dies mid-way only delays its rows until the lease
-//! ends.
+//! ends. The sender bounds every send and starts none that could end after
+//! its claim's lease, handing the rest of a slow claim back instead, so a
+//! slow server cannot make two instances send the same row.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use lettre::address::Envelope;
@@ -56,9 +58,20 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 const EVENTS_PER_CLAIM: u32 = 100;
 /// Deliveries sent per claim (one at a time, so a slow server holds few).
 const DELIVERIES_PER_CLAIM: u32 = 10;
-/// How long a claim is held: longer than the slowest send (the SMTP timeout
-/// is 30 s), so a live instance never has its rows taken from it.
+/// How long a claim is held. The sender never starts a send that could end
+/// after its claim's lease (see [`SEND_LIMIT`]), so a live instance never has
+/// a delivery taken from it while it may still send it.
 const CLAIM_LEASE: time::Duration = time::Duration::minutes(2);
+/// The longest one delivery may take, all of it: connecting and every SMTP
+/// command (each may take up to `notify::smtp::SMTP_TIMEOUT`), or the
+/// webhook's answer. A claim holds several deliveries sent one after the
+/// other, and a slow server can make the whole claim outlast its lease: then
+/// another instance would claim and send the same rows again.
+const SEND_LIMIT: Duration = Duration::from_secs(60);
+const _: () = assert!(
+    SEND_LIMIT.as_secs() * 2 <= CLAIM_LEASE.whole_seconds().unsigned_abs(),
+    "a claim's lease must cover at least two whole sends"
+);
 /// The window of the moderators' allowance of single mails.
 const HOUR: time::Duration = time::Duration::hours(1);
 /// Reply mails one address gets per day at most; beyond, replies are not
@@ -596,6 +609,12 @@ fn signed(ttl: Duration) -> time::Duration {
     time::Duration::try_from(ttl).unwrap_or(time::Duration::days(365))
 }
 
+/// True while a claim taken `elapsed` ago can still start a send: one that
+/// takes all of [`SEND_LIMIT`] still ends before the claim's lease does.
+fn lease_covers_a_send(elapsed: Duration) -> bool {
+    elapsed + SEND_LIMIT < CLAIM_LEASE.unsigned_abs()
+}
+
 /// 32 random hex digits.
 fn uuid_like() -> String {
     use rand::RngCore;
@@ -617,13 +636,32 @@ impl Sender {
     async fn send_due(&self) -> Result<(), StoreError> {
         let store = &self.state.store;
         loop {
+            // Taken before the claim: the lease may start any time after.
+            let claimed_at = Instant::now();
             let deliveries = store.claim_deliveries(DELIVERIES_PER_CLAIM, CLAIM_LEASE).await?;
             if deliveries.is_empty() {
                 break;
             }
             let count = deliveries.len();
-            for delivery in deliveries {
-                let result = self.send(&delivery).await;
+            let mut deliveries = deliveries.into_iter();
+            for delivery in deliveries.by_ref() {
+                if !lease_covers_a_send(claimed_at.elapsed()) {
+                    // Handed back untried, while the lease still keeps every
+                    // other instance off them; the next claim takes them.
+                    let rest: Vec<i64> = std::iter::once(delivery.id)
+                        .chain(deliveries.by_ref().map(|delivery| delivery.id))
+                        .collect();
+                    store.release_deliveries(&rest).await?;
+                    tracing::warn!(
+                        count = rest.len(),
+                        "slow deliveries: the rest of a claim is handed back before its lease ends"
+                    );
+                    break;
+                }
+                let result = match tokio::time::timeout(SEND_LIMIT, self.send(&delivery)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(format!("no answer within {} s", SEND_LIMIT.as_secs())),
+                };
                 self.record(store, &delivery, result).await?;
             }
             if count < DELIVERIES_PER_CLAIM as usize {
@@ -735,5 +773,22 @@ impl Sender {
             },
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{CLAIM_LEASE, SEND_LIMIT, lease_covers_a_send};
+
+    #[test]
+    fn a_claim_starts_no_send_that_could_outlast_its_lease() {
+        let lease = CLAIM_LEASE.unsigned_abs();
+        assert!(lease_covers_a_send(Duration::ZERO));
+        assert!(lease_covers_a_send(lease - SEND_LIMIT - Duration::from_millis(1)));
+        assert!(!lease_covers_a_send(lease - SEND_LIMIT));
+        assert!(!lease_covers_a_send(lease));
+        assert!(!lease_covers_a_send(lease * 2));
     }
 }

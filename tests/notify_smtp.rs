@@ -2,6 +2,8 @@
 //! `notify::smtp` builds, to a real SMTP server on a loopback port
 //! (tests/support/smtp_server.rs), then parsed with a real MIME parser.
 
+// Not every helper of the SMTP server is used by this test.
+#[allow(dead_code)]
 #[path = "support/smtp_server.rs"]
 mod smtp_server;
 

@@ -309,7 +309,9 @@ impl Store {
     }
 
     /// Deliveries of `kind` queued for `recipient` since `since`, sent or not:
-    /// what the hourly and daily budgets count.
+    /// what the hourly and daily budgets count. Addresses are compared
+    /// without regard to case: mailboxes do not tell `Maya@` from `maya@`,
+    /// so neither may a budget (the index `outbox_recent` is on `LOWER`).
     pub async fn deliveries_since(
         &self,
         kind: DeliveryKind,
@@ -317,7 +319,7 @@ impl Store {
         since: OffsetDateTime,
     ) -> Result<i64, StoreError> {
         on_pool!(self, pool => sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND kind = $2 AND created_at > $3",
+            "SELECT COUNT(*) FROM outbox WHERE LOWER(recipient) = LOWER($1) AND kind = $2 AND created_at > $3",
         )
         .bind(recipient)
         .bind(kind.as_str())
@@ -356,6 +358,26 @@ impl Store {
             .collect();
         deliveries.sort_by_key(|delivery| delivery.id);
         Ok(deliveries)
+    }
+
+    /// Hands claimed deliveries back untried: due now, and the try their
+    /// claim counted is taken back. Only for deliveries whose claim's lease
+    /// has not ended (nobody else can hold them then).
+    pub async fn release_deliveries(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let now = now();
+        in_transaction!(self, |connection| {
+            for id in ids {
+                sqlx::query(
+                    "UPDATE outbox SET next_attempt_at = $2, attempts = attempts - 1 \
+                     WHERE id = $1 AND sent_at IS NULL AND failed_at IS NULL",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *connection)
+                .await?;
+            }
+            Ok(())
+        })
     }
 
     /// Records a delivery as done.

@@ -349,3 +349,81 @@ pub fn serve_with(env: &[(&str, &str)], database_url: &str) -> std::process::Out
     }
     command.output().expect("the binary runs")
 }
+
+/// A direct connection to a test's database, for what no endpoint shows (the
+/// rows of the notification outbox) and for moving a row's clock back, which
+/// the service itself never does.
+pub enum RawDatabase {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl RawDatabase {
+    pub async fn connect(url: &str) -> RawDatabase {
+        use sqlx::Connection;
+        if url.starts_with("sqlite:") {
+            RawDatabase::Sqlite(sqlx::SqliteConnection::connect(url).await.unwrap())
+        } else {
+            RawDatabase::Postgres(sqlx::PgConnection::connect(url).await.unwrap())
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            RawDatabase::Sqlite(_) => Backend::Sqlite,
+            RawDatabase::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The one number a `SELECT COUNT(*) …` (or any single BIGINT) answers.
+    pub async fn count(&mut self, sql: &'static str) -> i64 {
+        let count = match self {
+            RawDatabase::Sqlite(connection) => sqlx::query_scalar(sql).fetch_one(connection).await,
+            RawDatabase::Postgres(connection) => sqlx::query_scalar(sql).fetch_one(connection).await,
+        };
+        count.unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+
+    /// Runs `sql` with `$1` bound to `at`; returns the rows it changed.
+    pub async fn execute_at(&mut self, sql: &'static str, at: time::OffsetDateTime) -> u64 {
+        let done = match self {
+            RawDatabase::Sqlite(connection) => sqlx::query(sql)
+                .bind(at)
+                .execute(connection)
+                .await
+                .map(|done| done.rows_affected()),
+            RawDatabase::Postgres(connection) => sqlx::query(sql)
+                .bind(at)
+                .execute(connection)
+                .await
+                .map(|done| done.rows_affected()),
+        };
+        done.unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+}
+
+/// One sample of `/metrics`: the value of the series written exactly as
+/// `series` (name and labels), or 0 when it is absent (never incremented).
+pub async fn metric(app: &TestApp, series: &str) -> f64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metric_value(&text, series)
+}
+
+/// The value of `series` in a Prometheus text exposition, 0 when absent.
+pub fn metric_value(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|line| {
+            let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+            value.trim().parse().ok()
+        })
+        .unwrap_or(0.0)
+}

@@ -14,6 +14,8 @@ mod pg_database;
 #[allow(dead_code)]
 #[path = "../support/smtp_server.rs"]
 mod smtp_server;
+#[path = "../support/webhook_receiver.rs"]
+mod webhook_receiver;
 
 mod auth;
 mod cli;
@@ -26,6 +28,7 @@ mod notify_settings;
 mod openapi;
 mod ops;
 mod outbox;
+mod outbox_faults;
 mod pages;
 mod privacy;
 mod rate_limit;
@@ -36,4 +39,5 @@ mod site;
 mod store;
 mod submit;
 mod thread;
+mod webhooks;
 mod xss_corpus;

@@ -8,7 +8,10 @@
 //! - `pg_outage`: a PostgreSQL cluster of the test's own is stopped and
 //!   started again under the running service;
 //! - `disk`: the SQLite file on a small tmpfs that fills up, and on a volume
-//!   that is read-only.
+//!   that is read-only;
+//! - `outbox`: SIGKILL with moderator mail queued while the SMTP server is
+//!   down; after a restart every mail arrives once (SQLite always,
+//!   PostgreSQL when `MARGINALIA_TEST_DATABASE_URL` is set).
 //!
 //! The last two need root, `mount` and the PostgreSQL server binaries: they
 //! run only with `MARGINALIA_TEST_PRIVILEGED=1` and otherwise say they skip.
@@ -16,8 +19,13 @@
 mod harness;
 #[path = "../support/pg_database.rs"]
 mod pg_database;
+// Not every helper of the SMTP server is used by this suite.
+#[allow(dead_code)]
+#[path = "../support/smtp_server.rs"]
+mod smtp_server;
 
 mod disk;
 mod kill;
+mod outbox;
 mod pg_outage;
 mod sigterm;

@@ -36,6 +36,9 @@ pub struct ReceivedMail {
     pub authenticated_as: Option<String>,
     /// The message itself, dot-unstuffed, lines ending in CRLF.
     pub data: Vec<u8>,
+    /// The client's end of the connection it came over (tells apart the
+    /// connections, and so the senders, of several instances).
+    pub peer: SocketAddr,
 }
 
 /// A running test SMTP server; it stops when dropped.
@@ -55,31 +58,49 @@ struct Login {
 impl SmtpServer {
     /// A server that accepts mail from anyone, without authentication.
     pub async fn start() -> SmtpServer {
-        Self::spawn(None).await
+        Self::spawn(None, 0, Duration::ZERO).await
+    }
+
+    /// A server like [`SmtpServer::start`] that takes `delay` to accept each
+    /// message, as a busy server does: a client sending many messages is
+    /// kept busy long enough for others to start sending meanwhile.
+    pub async fn start_slow(delay: Duration) -> SmtpServer {
+        Self::spawn(None, 0, delay).await
+    }
+
+    /// A server like [`SmtpServer::start`] on a port chosen beforehand: a
+    /// test points the service at a port where nothing listens yet (an SMTP
+    /// outage), then starts the server there (the outage ends).
+    pub async fn start_on(port: u16) -> SmtpServer {
+        Self::spawn(None, port, Duration::ZERO).await
     }
 
     /// A server that offers AUTH PLAIN and requires it before MAIL.
     pub async fn start_with_login(user: &str, password: &str) -> SmtpServer {
-        Self::spawn(Some(Login {
-            user: user.to_owned(),
-            password: password.to_owned(),
-        }))
+        Self::spawn(
+            Some(Login {
+                user: user.to_owned(),
+                password: password.to_owned(),
+            }),
+            0,
+            Duration::ZERO,
+        )
         .await
     }
 
-    async fn spawn(login: Option<Login>) -> SmtpServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
+    async fn spawn(login: Option<Login>, port: u16, delay: Duration) -> SmtpServer {
+        let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("binding the test SMTP server");
         let address = listener.local_addr().unwrap();
         let (sender, received) = mpsc::unbounded_channel();
         let accept_loop = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
+            while let Ok((stream, peer)) = listener.accept().await {
                 let sender = sender.clone();
                 let login = login.clone();
                 tokio::spawn(async move {
                     // A client that hangs up mid-session is not the server's failure.
-                    let _ = Session::new(login, sender).run(stream).await;
+                    let _ = Session::new(login, sender, peer, delay).run(stream).await;
                 });
             }
         });
@@ -118,6 +139,9 @@ impl Drop for SmtpServer {
 struct Session {
     login: Option<Login>,
     sender: mpsc::UnboundedSender<ReceivedMail>,
+    peer: SocketAddr,
+    /// How long each accepted message waits for its `250`.
+    delay: Duration,
     greeted: bool,
     authenticated_as: Option<String>,
     mail_from: Option<String>,
@@ -125,10 +149,17 @@ struct Session {
 }
 
 impl Session {
-    fn new(login: Option<Login>, sender: mpsc::UnboundedSender<ReceivedMail>) -> Session {
+    fn new(
+        login: Option<Login>,
+        sender: mpsc::UnboundedSender<ReceivedMail>,
+        peer: SocketAddr,
+        delay: Duration,
+    ) -> Session {
         Session {
             login,
             sender,
+            peer,
+            delay,
             greeted: false,
             authenticated_as: None,
             mail_from: None,
@@ -179,11 +210,13 @@ impl Session {
                             .await?;
                         match read_data(&mut reader).await? {
                             Some(data) => {
+                                tokio::time::sleep(self.delay).await;
                                 let _ = self.sender.send(ReceivedMail {
                                     mail_from: self.mail_from.take().unwrap_or_default(),
                                     rcpt_to: std::mem::take(&mut self.rcpt_to),
                                     authenticated_as: self.authenticated_as.clone(),
                                     data,
+                                    peer: self.peer,
                                 });
                                 "250 2.0.0 Ok: queued\r\n".to_owned()
                             }

@@ -101,11 +101,24 @@ pub fn start(state: Arc<AppState>, supervisor: &mut Supervisor) -> anyhow::Resul
         .build()
         .context("building the webhook client")?;
     let dispatcher_state = state.clone();
-    supervisor.spawn("outbox dispatcher", |stop| {
+    supervisor.spawn("outbox dispatcher", |stop| async move {
+        // SQLite serves one instance per file, so any claim still held was
+        // this process's before it stopped (killed, say): take it back now
+        // rather than wait out its lease.
+        if matches!(dispatcher_state.store, Store::Sqlite(_)) {
+            match dispatcher_state.store.release_all_claims().await {
+                Ok(0) => {}
+                Ok(released) => tracing::info!(released, "outbox claims of the previous run taken back"),
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not take back the previous run's outbox claims")
+                }
+            }
+        }
         run_every(stop, move || {
             let state = dispatcher_state.clone();
             async move { dispatch(&state).await }
         })
+        .await
     });
     if state.notify.is_enabled() {
         let sender = Sender {
@@ -211,13 +224,13 @@ async fn plan(state: &AppState, events: &[NotificationEvent]) -> Result<EventOut
     for event in events {
         let comment = &event.snapshot.comment;
         if let Some(webhooks) = &settings.webhooks {
-            let payload = webhook_payload(state, event);
-            let body = payload.body(webhooks.format, &state.site.name);
             for url in &webhooks.urls {
+                // A payload per receiver: its `id` names this one delivery.
+                let payload = webhook_payload(state, event);
                 outcome.deliveries.push(NewDelivery {
                     kind: DeliveryKind::Webhook,
                     recipient: url.to_string(),
-                    payload: body.clone(),
+                    payload: payload.body(webhooks.format, &state.site.name),
                 });
             }
         }
@@ -557,7 +570,8 @@ fn webhook_payload(state: &AppState, event: &NotificationEvent) -> WebhookPayloa
     let comment = &event.snapshot.comment;
     WebhookPayload {
         event: event.kind,
-        // Stable across retries (it is stored in the body), unique per event.
+        // Unique per delivery (event and receiver), and stable across its
+        // retries because it is stored in the body.
         id: format!("evt_{}_{}", event.id, uuid_like()),
         created_at: event.created_at,
         comment: WebhookComment {

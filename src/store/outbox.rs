@@ -380,6 +380,32 @@ impl Store {
         })
     }
 
+    /// Takes back every claim on events and deliveries, so that all of them
+    /// are due now; returns how many rows were held. Only for a store that
+    /// one process uses (SQLite) when it starts: whatever is claimed then was
+    /// claimed by an earlier run of that process. A delivery waiting for a
+    /// retry becomes due too, which an operator's restart may well mean.
+    pub async fn release_all_claims(&self) -> Result<u64, StoreError> {
+        let now = now();
+        in_transaction!(self, |connection| {
+            let events = sqlx::query(
+                "UPDATE notification_events SET claim = NULL, claimed_until = NULL WHERE claim IS NOT NULL",
+            )
+            .execute(&mut *connection)
+            .await?
+            .rows_affected();
+            let deliveries = sqlx::query(
+                "UPDATE outbox SET next_attempt_at = $1 \
+                 WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at > $1",
+            )
+            .bind(now)
+            .execute(&mut *connection)
+            .await?
+            .rows_affected();
+            Ok(events + deliveries)
+        })
+    }
+
     /// Records a delivery as done.
     pub async fn delivery_sent(&self, id: i64) -> Result<(), StoreError> {
         let now = now();

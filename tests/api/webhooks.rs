@@ -150,10 +150,11 @@ async fn every_event_reaches_every_receiver_signed_and_without_private_data() {
         .into_iter()
         .collect();
 
+        // Ids are unique per delivery: no two receivers share one either.
+        let mut ids = HashSet::new();
         for (receiver, path) in [(&mut first, "/hooks/one"), (&mut second, "/hooks/two?team=7")] {
             let received = calls(receiver, expected.len()).await;
             let mut seen = HashSet::new();
-            let mut ids = HashSet::new();
             for call in &received {
                 assert_eq!(call.method, http::Method::POST);
                 assert_eq!(call.path, path.split('?').next().unwrap());

@@ -37,7 +37,7 @@ use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 
-use crate::domain::Comment;
+use crate::domain::{Comment, CommentId, Status};
 use crate::notify;
 use crate::notify::links::{self, Claims, LinkSecret, ModerationAction, Purpose, UnsubscribeScope};
 use crate::notify::mail::{
@@ -47,15 +47,18 @@ use crate::notify::mail::{
 use crate::notify::webhook::{self, WebhookComment, WebhookEvent, WebhookPayload};
 use crate::state::AppState;
 use crate::store::{
-    Delivery, DeliveryKind, EventOutcome, EventSnapshot, NewDelivery, NewDigestEntry, NewSubscription,
-    NotificationEvent, Store, StoreError,
+    Delivery, DeliveryKind, EventOutcome, NewDelivery, NewDigestEntry, NewSubscription, NotificationEvent,
+    Store, StoreError,
 };
 use crate::tasks::{CancellationToken, Supervisor};
 
 /// How often the dispatcher and the sender look for work.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// Events handled per claim.
-const EVENTS_PER_CLAIM: u32 = 100;
+/// Events handled per claim. Large: a claim and its completion are two
+/// commits, and on SQLite every commit waits for the one writer and an fsync
+/// that the submissions' batch writer needs too; in a flood, few large claims
+/// leave it nearly all of them.
+const EVENTS_PER_CLAIM: u32 = 1000;
 /// Deliveries sent per claim (one at a time, so a slow server holds few).
 const DELIVERIES_PER_CLAIM: u32 = 10;
 /// How long a claim is held. The sender never starts a send that could end
@@ -221,12 +224,30 @@ async fn plan(state: &AppState, events: &[NotificationEvent]) -> Result<EventOut
     let secret = state.store.current_link_secret().await?;
     let now = OffsetDateTime::now_utc();
     let mut budget = Budget::default();
+    // One read for the claim's comments; a deletion brings its own copy.
+    let ids: Vec<CommentId> = events
+        .iter()
+        .filter(|event| event.deleted.is_none())
+        .map(|event| event.comment_id)
+        .collect();
+    let comments = state.store.comments_by_ids(&ids).await?;
+    // A comment deleted soon after it changed: its deletion (usually in the
+    // same claim) carries the copy its earlier events need.
+    let deleted: HashMap<CommentId, &Comment> = events
+        .iter()
+        .filter_map(|event| Some((event.comment_id, event.deleted.as_ref()?)))
+        .collect();
     for event in events {
-        let comment = &event.snapshot.comment;
+        let found = event.deleted.as_ref().or_else(|| comments.get(&event.comment_id));
+        let Some(comment) = found.or_else(|| deleted.get(&event.comment_id).copied()) else {
+            // Deleted before its event was handled, and its deletion is in a
+            // later claim: that event tells the webhooks.
+            continue;
+        };
         if let Some(webhooks) = &settings.webhooks {
             for url in &webhooks.urls {
                 // A payload per receiver: its `id` names this one delivery.
-                let payload = webhook_payload(state, event);
+                let payload = webhook_payload(state, event, comment);
                 outcome.deliveries.push(NewDelivery {
                     kind: DeliveryKind::Webhook,
                     recipient: url.to_string(),
@@ -269,15 +290,12 @@ async fn plan(state: &AppState, events: &[NotificationEvent]) -> Result<EventOut
                 } else {
                     outcome.held.push(NewDigestEntry {
                         recipient: address.to_owned(),
-                        snapshot: EventSnapshot {
-                            comment: comment.clone(),
-                            wants_replies: false,
-                        },
+                        comment_id: comment.id,
                     });
                 }
             }
         }
-        if event.submitted && event.snapshot.wants_replies {
+        if event.submitted && event.wants_replies {
             outcome.subscriptions.push(NewSubscription {
                 comment_id: comment.id,
                 uri: comment.uri.clone(),
@@ -423,12 +441,19 @@ async fn send_due_digests(state: &AppState) -> Result<(), StoreError> {
         if entries.is_empty() {
             continue;
         }
+        let ids: Vec<i64> = entries.iter().map(|entry| entry.id).collect();
+        let comment_ids: Vec<CommentId> = entries.iter().map(|entry| entry.comment_id).collect();
+        let comments = state.store.comments_by_ids(&comment_ids).await?;
+        if comments.is_empty() {
+            // Every held comment was deleted meanwhile: nothing to tell.
+            state.store.complete_digest(&ids, None).await?;
+            continue;
+        }
         let secret = state.store.current_link_secret().await?;
         let composer = Composer::new(state, &mail.from);
         let moderator = subscriber(&recipient);
         let mut digest = Vec::with_capacity(entries.len());
-        for entry in &entries {
-            let comment = &entry.snapshot.comment;
+        for comment in comment_ids.iter().filter_map(|id| comments.get(id)) {
             let parent = match comment.parent_id {
                 Some(id) => state.store.comment(id).await?,
                 None => None,
@@ -448,20 +473,19 @@ async fn send_due_digests(state: &AppState) -> Result<(), StoreError> {
             tracing::error!("a digest could not be composed");
             continue;
         };
-        let ids: Vec<i64> = entries.iter().map(|entry| entry.id).collect();
         let queued = state
             .store
             .complete_digest(
                 &ids,
-                &NewDelivery {
+                Some(&NewDelivery {
                     kind: DeliveryKind::Digest,
                     recipient: recipient.clone(),
                     payload: message.formatted(),
-                },
+                }),
             )
             .await?;
         if queued {
-            tracing::info!(comments = ids.len(), "moderator digest queued");
+            tracing::info!(comments = digest.len(), "moderator digest queued");
         }
     }
     Ok(())
@@ -565,9 +589,11 @@ impl Composer {
 }
 
 /// The webhook body of an event: the comment's public shape, never its
-/// author's address, IP or user agent.
-fn webhook_payload(state: &AppState, event: &NotificationEvent) -> WebhookPayload {
-    let comment = &event.snapshot.comment;
+/// author's address, IP or user agent. The status is the one the event
+/// reports (the comment may have moved on since); for a deletion, the one it
+/// had.
+fn webhook_payload(state: &AppState, event: &NotificationEvent, comment: &Comment) -> WebhookPayload {
+    let status = event_status(event.kind).unwrap_or(comment.status);
     WebhookPayload {
         event: event.kind,
         // Unique per delivery (event and receiver), and stable across its
@@ -577,13 +603,24 @@ fn webhook_payload(state: &AppState, event: &NotificationEvent) -> WebhookPayloa
         comment: WebhookComment {
             public: comment.to_public(true),
             uri: comment.uri.clone(),
-            status: comment.status,
+            status,
             admin_url: format!(
                 "{}/admin?status={}",
                 state.site.public_url.as_str().trim_end_matches('/'),
-                comment.status
+                status
             ),
         },
+    }
+}
+
+/// The status a comment event reports; `None` for a deletion.
+fn event_status(event: WebhookEvent) -> Option<Status> {
+    match event {
+        WebhookEvent::Pending => Some(Status::Pending),
+        WebhookEvent::Approved => Some(Status::Approved),
+        WebhookEvent::Rejected => Some(Status::Rejected),
+        WebhookEvent::Spam => Some(Status::Spam),
+        WebhookEvent::Deleted => None,
     }
 }
 

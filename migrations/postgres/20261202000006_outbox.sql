@@ -9,8 +9,10 @@ CREATE TABLE notification_events (
     id            BIGSERIAL PRIMARY KEY,
     event         TEXT    NOT NULL,  -- comment.pending … comment.deleted
     submitted     BOOLEAN NOT NULL,  -- true for the event of a new submission
+    wants_replies BOOLEAN NOT NULL,  -- its reader asked for reply mail
     comment_id    BIGINT NOT NULL,  -- no foreign key: a deletion's event outlives the comment
-    snapshot      TEXT    NOT NULL,  -- the comment as JSON when it happened
+    deleted       TEXT,              -- comment.deleted only: the comment as JSON (it is gone);
+                                     -- other events read the comment when they are handled
     created_at    TIMESTAMPTZ NOT NULL,
     claim         TEXT,              -- the dispatcher working on it …
     claimed_until TIMESTAMPTZ           -- … until then (after, another may take it)
@@ -40,7 +42,6 @@ CREATE TABLE digest_entries (
     id         BIGSERIAL PRIMARY KEY,
     recipient  TEXT NOT NULL,
     comment_id BIGINT NOT NULL,
-    snapshot   TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX digest_entries_recipient ON digest_entries (recipient, id);

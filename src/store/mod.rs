@@ -97,16 +97,16 @@ macro_rules! comment_columns {
 /// at all. A macro for the same reason as `in_transaction!`: it expands once
 /// per backend's connection type.
 macro_rules! record_event {
-    ($connection:expr, $kind:expr, $submitted:expr, $snapshot:expr, $now:expr) => {{
-        let snapshot: &$crate::store::EventSnapshot = $snapshot;
+    ($connection:expr, $kind:expr, $comment_id:expr, $deleted:expr, $now:expr) => {{
+        let deleted: Option<String> = $deleted;
         sqlx::query(
-            "INSERT INTO notification_events (event, submitted, comment_id, snapshot, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO notification_events \
+             (event, submitted, wants_replies, comment_id, deleted, created_at) \
+             VALUES ($1, FALSE, FALSE, $2, $3, $4)",
         )
         .bind($kind.as_str())
-        .bind($submitted)
-        .bind(snapshot.comment.id)
-        .bind($crate::store::outbox::encode_snapshot(snapshot)?)
+        .bind($comment_id)
+        .bind(deleted)
         .bind($now)
         .execute(&mut *$connection)
         .await?;
@@ -138,15 +138,11 @@ macro_rules! set_status_in_transaction {
         match updated {
             Some(comment) => {
                 $backend.announce_thread_change($connection, &comment.uri).await?;
-                let snapshot = $crate::store::EventSnapshot {
-                    comment: comment.clone(),
-                    wants_replies: false,
-                };
                 record_event!(
                     $connection,
                     $crate::notify::webhook::WebhookEvent::for_status(status),
-                    false,
-                    &snapshot,
+                    comment.id,
+                    None,
                     now
                 );
                 Some($crate::store::Moderated {
@@ -188,8 +184,8 @@ use crate::domain::{Comment, CommentId, NewComment, PublicComment, Status, Threa
 pub use batch::InsertBatcher;
 pub use links::{LinkModeration, SubscriptionConfirmation, SubscriptionRecord};
 pub use outbox::{
-    Delivery, DeliveryKind, DigestEntryRow, EventOutcome, EventSnapshot, NewDelivery, NewDigestEntry,
-    NewSubscription, NotificationEvent, OutboxFigures,
+    Delivery, DeliveryKind, DigestEntryRow, EventOutcome, NewDelivery, NewDigestEntry, NewSubscription,
+    NotificationEvent, OutboxFigures,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

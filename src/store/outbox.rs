@@ -8,7 +8,6 @@
 //! What the events mean and what is delivered for each is decided in
 //! `crate::outbox`; this module only keeps the rows.
 
-use serde::{Deserialize, Serialize};
 use sqlx::QueryBuilder;
 use time::OffsetDateTime;
 
@@ -16,17 +15,10 @@ use super::{Store, StoreError, now};
 use crate::domain::{Comment, CommentId};
 use crate::notify::webhook::WebhookEvent;
 
-/// The comment as it was when the event happened, kept with the event (a
-/// deleted comment is no longer in the table when its event is handled).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EventSnapshot {
-    pub comment: Comment,
-    /// The reader ticked "notify me of follow-up comments" (submissions only).
-    #[serde(default)]
-    pub wants_replies: bool,
-}
-
-/// An event claimed for handling.
+/// An event claimed for handling. It names its comment rather than copying
+/// it: the row written with every submission stays a few dozen bytes, and
+/// the reader's data lives in one place (the comment), where erasing it
+/// erases it. Only a deletion keeps a copy, since its comment is gone.
 #[derive(Debug, Clone)]
 pub struct NotificationEvent {
     pub id: i64,
@@ -34,7 +26,11 @@ pub struct NotificationEvent {
     /// True for the event of a new submission (the one moderators are mailed
     /// about), false for a moderator's change.
     pub submitted: bool,
-    pub snapshot: EventSnapshot,
+    /// The reader ticked "notify me of follow-up comments" (submissions only).
+    pub wants_replies: bool,
+    pub comment_id: CommentId,
+    /// `comment.deleted` only: the comment as it was.
+    pub deleted: Option<Comment>,
     pub created_at: OffsetDateTime,
 }
 
@@ -105,14 +101,14 @@ pub struct Delivery {
 #[derive(Debug, Clone)]
 pub struct NewDigestEntry {
     pub recipient: String,
-    pub snapshot: EventSnapshot,
+    pub comment_id: CommentId,
 }
 
 /// A held comment read back for the digest.
 #[derive(Debug, Clone)]
 pub struct DigestEntryRow {
     pub id: i64,
-    pub snapshot: EventSnapshot,
+    pub comment_id: CommentId,
 }
 
 /// A reader's request for reply mail, created when its submission's event is
@@ -160,7 +156,7 @@ macro_rules! claim_events_statement {
                           WHERE claimed_until IS NULL OR claimed_until <= $3 \
                           ORDER BY id LIMIT $4",
             $lock,
-            ") RETURNING id, event, submitted, snapshot, created_at"
+            ") RETURNING id, event, submitted, wants_replies, comment_id, deleted, created_at"
         )
     };
 }
@@ -178,6 +174,10 @@ macro_rules! claim_deliveries_statement {
     };
 }
 
+/// Rows per multi-row `INSERT`: well inside SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters (five per row at most).
+const ROWS_PER_STATEMENT: usize = 1000;
+
 impl Store {
     /// Claims up to `limit` events nobody is working on, for `lease`; returns
     /// the claim's name (for [`Store::complete_events`]) and the events. An
@@ -191,7 +191,8 @@ impl Store {
         let now = now();
         let claim = claim_name();
         let sql = with_row_lock!(self, claim_events_statement);
-        let rows: Vec<(i64, String, bool, String, OffsetDateTime)> = on_pool!(self, pool => sqlx::query_as(sql)
+        type Row = (i64, String, bool, bool, CommentId, Option<String>, OffsetDateTime);
+        let rows: Vec<Row> = on_pool!(self, pool => sqlx::query_as(sql)
             .bind(&claim)
             .bind(now + lease)
             .bind(now)
@@ -200,25 +201,33 @@ impl Store {
             .await)?;
         let mut events: Vec<NotificationEvent> = rows
             .into_iter()
-            .filter_map(|(id, event, submitted, snapshot, created_at)| {
-                let kind = WebhookEvent::ALL.into_iter().find(|kind| kind.as_str() == event);
-                let snapshot = serde_json::from_str(&snapshot).ok();
-                match (kind, snapshot) {
-                    (Some(kind), Some(snapshot)) => Some(NotificationEvent {
-                        id,
-                        kind,
-                        submitted,
-                        snapshot,
-                        created_at,
-                    }),
-                    _ => {
-                        // Written by a later version, or damaged: handled as
-                        // done (complete_events removes it) rather than retried forever.
-                        tracing::warn!(id, event, "notification event not understood; dropped");
-                        None
+            .filter_map(
+                |(id, event, submitted, wants_replies, comment_id, deleted, created_at)| {
+                    let kind = WebhookEvent::ALL.into_iter().find(|kind| kind.as_str() == event);
+                    let deleted = match deleted.as_deref().map(serde_json::from_str::<Comment>) {
+                        None => Ok(None),
+                        Some(Ok(comment)) => Ok(Some(comment)),
+                        Some(Err(_)) => Err(()),
+                    };
+                    match (kind, deleted) {
+                        (Some(kind), Ok(deleted)) => Some(NotificationEvent {
+                            id,
+                            kind,
+                            submitted,
+                            wants_replies,
+                            comment_id,
+                            deleted,
+                            created_at,
+                        }),
+                        _ => {
+                            // Written by a later version, or damaged: handled as
+                            // done (complete_events removes it) rather than retried forever.
+                            tracing::warn!(id, event, "notification event not understood; dropped");
+                            None
+                        }
                     }
-                }
-            })
+                },
+            )
             .collect();
         events.sort_by_key(|event| event.id);
         Ok((claim, events))
@@ -240,11 +249,11 @@ impl Store {
             if removed == 0 {
                 return Ok(false);
             }
-            if !outcome.deliveries.is_empty() {
+            for deliveries in outcome.deliveries.chunks(ROWS_PER_STATEMENT) {
                 let mut sql = QueryBuilder::new(
                     "INSERT INTO outbox (kind, recipient, payload, created_at, next_attempt_at) ",
                 );
-                sql.push_values(&outcome.deliveries, |mut row, delivery| {
+                sql.push_values(deliveries, |mut row, delivery| {
                     row.push_bind(delivery.kind.as_str())
                         .push_bind(&delivery.recipient)
                         .push_bind(&delivery.payload)
@@ -253,24 +262,14 @@ impl Store {
                 });
                 sql.build().execute(&mut *connection).await?;
             }
-            if !outcome.held.is_empty() {
-                let snapshots = outcome
-                    .held
-                    .iter()
-                    .map(|entry| encode_snapshot(&entry.snapshot))
-                    .collect::<Result<Vec<String>, sqlx::Error>>()?;
-                let mut sql = QueryBuilder::new(
-                    "INSERT INTO digest_entries (recipient, comment_id, snapshot, created_at) ",
-                );
-                sql.push_values(
-                    outcome.held.iter().zip(snapshots),
-                    |mut row, (entry, snapshot)| {
-                        row.push_bind(&entry.recipient)
-                            .push_bind(entry.snapshot.comment.id)
-                            .push_bind(snapshot)
-                            .push_bind(now);
-                    },
-                );
+            for held in outcome.held.chunks(ROWS_PER_STATEMENT) {
+                let mut sql =
+                    QueryBuilder::new("INSERT INTO digest_entries (recipient, comment_id, created_at) ");
+                sql.push_values(held, |mut row, entry| {
+                    row.push_bind(&entry.recipient)
+                        .push_bind(entry.comment_id)
+                        .push_bind(now);
+                });
                 sql.build().execute(&mut *connection).await?;
             }
             for subscription in &outcome.subscriptions {
@@ -485,26 +484,26 @@ impl Store {
 
     /// The comments held for `recipient`'s digest, oldest first.
     pub async fn digest_entries(&self, recipient: &str) -> Result<Vec<DigestEntryRow>, StoreError> {
-        let rows: Vec<(i64, String)> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT id, snapshot FROM digest_entries WHERE recipient = $1 ORDER BY id",
+        let rows: Vec<(i64, CommentId)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT id, comment_id FROM digest_entries WHERE recipient = $1 ORDER BY id",
         )
         .bind(recipient)
         .fetch_all(pool)
         .await)?;
         Ok(rows
             .into_iter()
-            .filter_map(|(id, snapshot)| {
-                Some(DigestEntryRow {
-                    id,
-                    snapshot: serde_json::from_str(&snapshot).ok()?,
-                })
-            })
+            .map(|(id, comment_id)| DigestEntryRow { id, comment_id })
             .collect())
     }
 
-    /// Queues `digest` and removes the entries it holds, in one transaction.
+    /// Queues `digest` and removes the entries it holds, in one transaction
+    /// (`None`: only removes them, when every comment they held is gone).
     /// False (nothing stored) when another instance sent them first.
-    pub async fn complete_digest(&self, entry_ids: &[i64], digest: &NewDelivery) -> Result<bool, StoreError> {
+    pub async fn complete_digest(
+        &self,
+        entry_ids: &[i64],
+        digest: Option<&NewDelivery>,
+    ) -> Result<bool, StoreError> {
         let now = now();
         in_transaction!(self, |connection| {
             let mut removed = 0;
@@ -519,16 +518,18 @@ impl Store {
                 // Rolled back: another instance took some of them.
                 return Err(sqlx::Error::RowNotFound);
             }
-            sqlx::query(
-                "INSERT INTO outbox (kind, recipient, payload, created_at, next_attempt_at) \
-                 VALUES ($1, $2, $3, $4, $4)",
-            )
-            .bind(digest.kind.as_str())
-            .bind(&digest.recipient)
-            .bind(&digest.payload)
-            .bind(now)
-            .execute(&mut *connection)
-            .await?;
+            if let Some(digest) = digest {
+                sqlx::query(
+                    "INSERT INTO outbox (kind, recipient, payload, created_at, next_attempt_at) \
+                     VALUES ($1, $2, $3, $4, $4)",
+                )
+                .bind(digest.kind.as_str())
+                .bind(&digest.recipient)
+                .bind(&digest.payload)
+                .bind(now)
+                .execute(&mut *connection)
+                .await?;
+            }
             Ok(true)
         })
         .or_else(|error| match error {
@@ -550,8 +551,9 @@ impl Store {
     }
 }
 
-pub(super) fn encode_snapshot(snapshot: &EventSnapshot) -> Result<String, sqlx::Error> {
-    serde_json::to_string(snapshot).map_err(|error| sqlx::Error::Encode(error.into()))
+/// A deleted comment as its event keeps it.
+pub(super) fn encode_deleted(comment: &Comment) -> Result<String, sqlx::Error> {
+    serde_json::to_string(comment).map_err(|error| sqlx::Error::Encode(error.into()))
 }
 
 /// A claim's name: random, so two instances never share one.

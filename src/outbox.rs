@@ -84,6 +84,8 @@ pub const MAX_REPLY_MAILS_PER_DAY: i64 = 20;
 const CONFIRMATION_INTERVAL: time::Duration = time::Duration::days(1);
 /// How long sent deliveries are kept (the daily budgets look back a day).
 const KEEP_SENT: time::Duration = time::Duration::days(2);
+/// How often sent rows older than [`KEEP_SENT`] are deleted.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 /// How long a webhook receiver gets to answer.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -128,6 +130,7 @@ pub fn start(state: Arc<AppState>, supervisor: &mut Supervisor) -> anyhow::Resul
             state,
             transport,
             http,
+            last_prune: std::sync::Mutex::new(None),
         };
         let sender = Arc::new(sender);
         supervisor.spawn("outbox sender", |stop| {
@@ -224,10 +227,43 @@ async fn plan(state: &AppState, events: &[NotificationEvent]) -> Result<EventOut
     let secret = state.store.current_link_secret().await?;
     let now = OffsetDateTime::now_utc();
     let mut budget = Budget::default();
-    // One read for the claim's comments; a deletion brings its own copy.
+
+    // First, which moderators get a single mail for each new comment and
+    // which a digest entry: decided before anything is read, so that in a
+    // flood beyond the allowance most events read nothing at all.
+    let mut single_mails: HashMap<i64, Vec<&crate::domain::Email>> = HashMap::new();
+    if settings.mail.is_some() {
+        for event in events.iter().filter(|event| is_new_in_queue(event)) {
+            for moderator in &settings.moderator_emails {
+                let address = moderator.as_str();
+                let sent = budget
+                    .count(state, DeliveryKind::ModeratorMail, address, now - HOUR)
+                    .await?;
+                if sent < i64::from(settings.per_hour.get()) {
+                    budget.add(DeliveryKind::ModeratorMail, address);
+                    single_mails.entry(event.id).or_default().push(moderator);
+                } else {
+                    outcome.held.push(NewDigestEntry {
+                        recipient: address.to_owned(),
+                        comment_id: event.comment_id,
+                    });
+                }
+            }
+        }
+    }
+    // What is composed from a comment: webhook bodies, single moderator
+    // mails, a reader's confirmation, a reply mail.
+    let needs_comment = |event: &NotificationEvent| {
+        settings.webhooks.is_some()
+            || (settings.mail.is_some()
+                && ((event.submitted && event.wants_replies)
+                    || event.kind == WebhookEvent::Approved
+                    || single_mails.contains_key(&event.id)))
+    };
+    // One read for those comments; a deletion brings its own copy.
     let ids: Vec<CommentId> = events
         .iter()
-        .filter(|event| event.deleted.is_none())
+        .filter(|event| event.deleted.is_none() && needs_comment(event))
         .map(|event| event.comment_id)
         .collect();
     let comments = state.store.comments_by_ids(&ids).await?;
@@ -237,7 +273,7 @@ async fn plan(state: &AppState, events: &[NotificationEvent]) -> Result<EventOut
         .iter()
         .filter_map(|event| Some((event.comment_id, event.deleted.as_ref()?)))
         .collect();
-    for event in events {
+    for event in events.iter().filter(|event| needs_comment(event)) {
         let found = event.deleted.as_ref().or_else(|| comments.get(&event.comment_id));
         let Some(comment) = found.or_else(|| deleted.get(&event.comment_id).copied()) else {
             // Deleted before its event was handled, and its deletion is in a
@@ -259,38 +295,27 @@ async fn plan(state: &AppState, events: &[NotificationEvent]) -> Result<EventOut
             continue;
         };
         let composer = Composer::new(state, &mail.from);
-        if event.submitted && event.kind == WebhookEvent::Pending {
+        if let Some(moderators) = single_mails.get(&event.id) {
             let parent = match comment.parent_id {
                 Some(id) => state.store.comment(id).await?,
                 None => None,
             };
             let view = CommentForModerators::from_comment(comment, parent.as_ref());
-            for moderator in &settings.moderator_emails {
+            for moderator in moderators {
                 let address = moderator.as_str();
-                let sent = budget
-                    .count(state, DeliveryKind::ModeratorMail, address, now - HOUR)
-                    .await?;
-                if sent < i64::from(settings.per_hour.get()) {
-                    let links = composer.moderation_links(&secret, comment, moderator, now);
-                    let message = mail::moderator_notification(
-                        &composer.addressing(mailbox(address)),
-                        &composer.site,
-                        &view,
-                        &links,
-                        &composer.queue_url(),
-                    );
-                    if let Some(payload) = formatted(message, event) {
-                        budget.add(DeliveryKind::ModeratorMail, address);
-                        outcome.deliveries.push(NewDelivery {
-                            kind: DeliveryKind::ModeratorMail,
-                            recipient: address.to_owned(),
-                            payload,
-                        });
-                    }
-                } else {
-                    outcome.held.push(NewDigestEntry {
+                let links = composer.moderation_links(&secret, comment, moderator, now);
+                let message = mail::moderator_notification(
+                    &composer.addressing(mailbox(address)),
+                    &composer.site,
+                    &view,
+                    &links,
+                    &composer.queue_url(),
+                );
+                if let Some(payload) = formatted(message, event) {
+                    outcome.deliveries.push(NewDelivery {
+                        kind: DeliveryKind::ModeratorMail,
                         recipient: address.to_owned(),
-                        comment_id: comment.id,
+                        payload,
                     });
                 }
             }
@@ -345,6 +370,12 @@ async fn plan(state: &AppState, events: &[NotificationEvent]) -> Result<EventOut
         }
     }
     Ok(outcome)
+}
+
+/// A new submission that entered the moderation queue: what moderators are
+/// mailed about.
+fn is_new_in_queue(event: &NotificationEvent) -> bool {
+    event.submitted && event.kind == WebhookEvent::Pending
 }
 
 /// The mail to the confirmed subscriber of the comment that `reply` answers,
@@ -679,6 +710,8 @@ struct Sender {
     state: Arc<AppState>,
     transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
     http: reqwest::Client,
+    /// When sent rows were last pruned: a scan of the table, so not every tick.
+    last_prune: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Sender {
@@ -719,9 +752,22 @@ impl Sender {
                 break;
             }
         }
-        store
-            .prune_sent_deliveries(OffsetDateTime::now_utc() - KEEP_SENT)
-            .await?;
+        let prune_due = {
+            let mut last = self
+                .last_prune
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let due = last.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if prune_due {
+            store
+                .prune_sent_deliveries(OffsetDateTime::now_utc() - KEEP_SENT)
+                .await?;
+        }
         Ok(())
     }
 

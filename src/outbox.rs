@@ -202,7 +202,7 @@ async fn dispatch(state: &AppState) -> Result<(), StoreError> {
         }
         let count = events.len();
         let outcome = plan(state, &events).await?;
-        if !state.store.complete_events(&claim, &outcome).await? {
+        if !state.store.complete_events(&claim, &events, &outcome).await? {
             tracing::warn!(count, "notification events were taken over by another instance");
         }
         if count < EVENTS_PER_CLAIM as usize {

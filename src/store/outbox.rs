@@ -180,25 +180,45 @@ const ROWS_PER_STATEMENT: usize = 1000;
 
 impl Store {
     /// Claims up to `limit` events nobody is working on, for `lease`; returns
-    /// the claim's name (for [`Store::complete_events`]) and the events. An
-    /// instance that dies holding a claim only delays its events: once the
-    /// lease runs out another instance takes them.
+    /// the claim's name (for [`Store::complete_events`]) and the events. On
+    /// PostgreSQL an instance that dies holding a claim only delays its
+    /// events: once the lease runs out another instance takes them. On
+    /// SQLite, which one process owns, the claim is a plain read.
     pub async fn claim_events(
         &self,
         limit: u32,
         lease: time::Duration,
     ) -> Result<(String, Vec<NotificationEvent>), StoreError> {
         let now = now();
-        let claim = claim_name();
-        let sql = with_row_lock!(self, claim_events_statement);
         type Row = (i64, String, bool, bool, CommentId, Option<String>, OffsetDateTime);
-        let rows: Vec<Row> = on_pool!(self, pool => sqlx::query_as(sql)
-            .bind(&claim)
-            .bind(now + lease)
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await)?;
+        let (claim, rows): (String, Vec<Row>) = match self {
+            // One process per file: nobody else can take the events, so a
+            // read is the claim (no write, no commit to wait for), and the
+            // completion removes exactly the ids read.
+            Store::Sqlite(backend) => {
+                let rows = sqlx::query_as(
+                    "SELECT id, event, submitted, wants_replies, comment_id, deleted, created_at \
+                     FROM notification_events ORDER BY id LIMIT $1",
+                )
+                .bind(i64::from(limit))
+                .fetch_all(&backend.pool)
+                .await
+                .map_err(super::sqlite::classify)?;
+                (String::new(), rows)
+            }
+            Store::Postgres(_) => {
+                let claim = claim_name();
+                let sql = with_row_lock!(self, claim_events_statement);
+                let rows = on_pool!(self, pool => sqlx::query_as(sql)
+                    .bind(&claim)
+                    .bind(now + lease)
+                    .bind(now)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await)?;
+                (claim, rows)
+            }
+        };
         let mut events: Vec<NotificationEvent> = rows
             .into_iter()
             .filter_map(
@@ -236,16 +256,35 @@ impl Store {
     /// Stores what handling the events of `claim` produced and removes those
     /// events, in one transaction. False (and nothing stored) when the claim
     /// was lost: its lease ran out and another instance took the events.
-    pub async fn complete_events(&self, claim: &str, outcome: &EventOutcome) -> Result<bool, StoreError> {
+    pub async fn complete_events(
+        &self,
+        claim: &str,
+        events: &[NotificationEvent],
+        outcome: &EventOutcome,
+    ) -> Result<bool, StoreError> {
         let now = now();
+        let single_process = matches!(self, Store::Sqlite(_));
         in_transaction!(self, |connection| {
-            let removed =
+            let removed = if single_process {
+                let mut removed = 0;
+                for chunk in events.chunks(ROWS_PER_STATEMENT) {
+                    let mut sql = QueryBuilder::new("DELETE FROM notification_events WHERE id IN (");
+                    let mut list = sql.separated(", ");
+                    for event in chunk {
+                        list.push_bind(event.id);
+                    }
+                    sql.push(")");
+                    removed += sql.build().execute(&mut *connection).await?.rows_affected();
+                }
+                removed
+            } else {
                 sqlx::query("DELETE FROM notification_events WHERE claim = $1 AND claimed_until > $2")
                     .bind(claim)
                     .bind(now)
                     .execute(&mut *connection)
                     .await?
-                    .rows_affected();
+                    .rows_affected()
+            };
             if removed == 0 {
                 return Ok(false);
             }

@@ -463,10 +463,11 @@ async fn send_due_digests(state: &AppState) -> Result<(), StoreError> {
         return Ok(());
     };
     let now = OffsetDateTime::now_utc();
-    let recipients = state.store.digest_recipients().await?;
-    for (recipient, oldest) in recipients {
-        if oldest > now - HOUR {
-            continue;
+    for moderator in &state.notify.moderator_emails {
+        let recipient = moderator.as_str().to_owned();
+        match state.store.oldest_digest_entry(&recipient).await? {
+            Some(oldest) if oldest <= now - HOUR => {}
+            _ => continue,
         }
         let entries = state.store.digest_entries(&recipient).await?;
         if entries.is_empty() {

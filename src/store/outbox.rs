@@ -511,13 +511,15 @@ impl Store {
             .map(|result| result.rows_affected()))
     }
 
-    /// Every moderator with comments held for a digest, and since when the
-    /// oldest has waited.
-    pub async fn digest_recipients(&self) -> Result<Vec<(String, OffsetDateTime)>, StoreError> {
-        on_pool!(self, pool => sqlx::query_as(
-            "SELECT recipient, MIN(created_at) FROM digest_entries GROUP BY recipient",
+    /// Since when the oldest comment held for `recipient`'s digest has
+    /// waited; `None` when nothing is held. One index probe, however many
+    /// are held (it runs every second).
+    pub async fn oldest_digest_entry(&self, recipient: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+        on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT created_at FROM digest_entries WHERE recipient = $1 ORDER BY id LIMIT 1",
         )
-        .fetch_all(pool)
+        .bind(recipient)
+        .fetch_optional(pool)
         .await)
     }
 

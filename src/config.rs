@@ -660,7 +660,10 @@ mod tests {
         let error = Cli::try_parse_from(["marginalia", "--lang", "xx"])
             .unwrap_err()
             .to_string();
-        assert!(error.contains("MARGINALIA_LANG") && error.contains("zh-Hans"), "{error}");
+        assert!(
+            error.contains("MARGINALIA_LANG") && error.contains("zh-Hans"),
+            "{error}"
+        );
     }
 
     #[test]

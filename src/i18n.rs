@@ -200,10 +200,18 @@ impl Lang {
     pub fn text(self, key: &str, args: &[(&str, &str)]) -> String {
         let (lang, template) = self.template(key, None);
         let mut out = String::with_capacity(template.len());
-        fill(lang, key, template, None, &mut out, |out, piece| match piece {
-            Piece::Literal(text) => out.push_str(text),
-            Piece::Value(value) => out.push_str(value),
-        }, |name| args.iter().find(|(n, _)| *n == name).map(|(_, v)| *v));
+        fill(
+            lang,
+            key,
+            template,
+            None,
+            &mut out,
+            |out, piece| match piece {
+                Piece::Literal(text) => out.push_str(text),
+                Piece::Value(value) => out.push_str(value),
+            },
+            |name| args.iter().find(|(n, _)| *n == name).map(|(_, v)| *v),
+        );
         out
     }
 
@@ -212,10 +220,18 @@ impl Lang {
     pub fn text_count(self, key: &str, count: u64, args: &[(&str, &str)]) -> String {
         let (lang, template) = self.template(key, Some(count));
         let mut out = String::with_capacity(template.len());
-        fill(lang, key, template, Some(count), &mut out, |out, piece| match piece {
-            Piece::Literal(text) => out.push_str(text),
-            Piece::Value(value) => out.push_str(value),
-        }, |name| args.iter().find(|(n, _)| *n == name).map(|(_, v)| *v));
+        fill(
+            lang,
+            key,
+            template,
+            Some(count),
+            &mut out,
+            |out, piece| match piece {
+                Piece::Literal(text) => out.push_str(text),
+                Piece::Value(value) => out.push_str(value),
+            },
+            |name| args.iter().find(|(n, _)| *n == name).map(|(_, v)| *v),
+        );
         out
     }
 
@@ -512,7 +528,12 @@ fn report_once(lang: Lang, key: &str, problem: &str) {
         .map(|mut reported| reported.insert((lang, key.to_owned())))
         .unwrap_or(false);
     if first {
-        tracing::error!(lang = lang.tag(), key, problem, "a message of the server catalog is wrong");
+        tracing::error!(
+            lang = lang.tag(),
+            key,
+            problem,
+            "a message of the server catalog is wrong"
+        );
     }
 }
 
@@ -565,7 +586,10 @@ mod tests {
             assert_eq!(lang.tag().parse::<Lang>(), Ok(lang));
         }
         let error = "xx".parse::<Lang>().unwrap_err().to_string();
-        assert!(error.contains("`xx`") && error.contains("pt-BR, pt-PT"), "{error}");
+        assert!(
+            error.contains("`xx`") && error.contains("pt-BR, pt-PT"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -296,16 +296,24 @@ mod tests {
 
     #[test]
     fn the_page_language_is_optional_kept_canonical_and_checked() {
-        let json = br#"{"uri": "/p/", "name": "Ada", "email": "a@example.org", "body": "hi", "lang": "pt-br"}"#;
+        let json =
+            br#"{"uri": "/p/", "name": "Ada", "email": "a@example.org", "body": "hi", "lang": "pt-br"}"#;
         let comment = parse_submission(SubmissionFormat::Json, json, client(), &HeaderMap::new()).unwrap();
         assert_eq!(comment.lang.unwrap().as_str(), "pt-BR");
         let form = b"uri=%2Fp%2F&name=Ada&email=a%40example.org&body=hi&lang=";
         let comment = parse_submission(SubmissionFormat::Form, form, client(), &HeaderMap::new()).unwrap();
         assert_eq!(comment.lang, None);
-        let bad = br#"{"uri": "/p/", "name": "Ada", "email": "a@example.org", "body": "hi", "lang": "not a tag"}"#;
-        let errors = errors_of(parse_submission(SubmissionFormat::Json, bad, client(), &HeaderMap::new()));
+        let bad =
+            br#"{"uri": "/p/", "name": "Ada", "email": "a@example.org", "body": "hi", "lang": "not a tag"}"#;
+        let errors = errors_of(parse_submission(
+            SubmissionFormat::Json,
+            bad,
+            client(),
+            &HeaderMap::new(),
+        ));
         assert_eq!(errors.keys().copied().collect::<Vec<_>>(), ["lang"]);
-        let wrong_type = br#"{"uri": "/p/", "name": "Ada", "email": "a@example.org", "body": "hi", "lang": 7}"#;
+        let wrong_type =
+            br#"{"uri": "/p/", "name": "Ada", "email": "a@example.org", "body": "hi", "lang": 7}"#;
         let errors = errors_of(parse_submission(
             SubmissionFormat::Json,
             wrong_type,

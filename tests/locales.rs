@@ -66,8 +66,7 @@ fn placeholders(text: &str) -> BTreeSet<String> {
 /// Keys are lowerCamel words, dotted: `postComment`, `mail.moderator.subject`.
 fn is_valid_key(key: &str) -> bool {
     key.split('.').all(|word| {
-        word.starts_with(|c: char| c.is_ascii_lowercase())
-            && word.chars().all(|c| c.is_ascii_alphanumeric())
+        word.starts_with(|c: char| c.is_ascii_lowercase()) && word.chars().all(|c| c.is_ascii_alphanumeric())
     })
 }
 
@@ -146,9 +145,7 @@ fn problems(lang: Lang, english: &BTreeMap<String, Value>, catalog: &BTreeMap<St
                 }
             }
             (Value::String(_), _) => problems.push(format!("`{key}` must be a string, as in English")),
-            (Value::Object(_), _) => problems.push(format!(
-                "`{key}` must be a plural object, as in English"
-            )),
+            (Value::Object(_), _) => problems.push(format!("`{key}` must be a plural object, as in English")),
             _ => problems.push(format!("`{key}`: the English message is neither text nor plural")),
         }
     }
@@ -179,7 +176,10 @@ fn check_folder(folder: &Path) -> Vec<String> {
             Err(problem) => found.push(problem),
         }
     }
-    let expected: BTreeSet<String> = Lang::ALL.iter().map(|lang| format!("{}.json", lang.tag())).collect();
+    let expected: BTreeSet<String> = Lang::ALL
+        .iter()
+        .map(|lang| format!("{}.json", lang.tag()))
+        .collect();
     for entry in std::fs::read_dir(folder).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         if !expected.contains(&name) {
@@ -211,7 +211,12 @@ fn every_catalog_has_every_key_placeholder_and_plural_form_of_its_source() {
         found.extend(check_folder(&path));
     }
     assert!(checked >= 1);
-    assert!(found.is_empty(), "{} problems:\n{}", found.len(), found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "{} problems:\n{}",
+        found.len(),
+        found.join("\n")
+    );
 }
 
 #[test]
@@ -247,15 +252,24 @@ fn the_check_finds_what_is_wrong_with_a_catalog() {
         r#"{"postComment": "Senden", "extraThing": "x",
             "comments.count": {"one": "{count} Kommentar", "other": "{count} Kommentare"}}"#,
     );
-    assert!(found.iter().any(|p| p.contains("`greeting` is missing")), "{found:?}");
-    assert!(found.iter().any(|p| p.contains("`extraThing` is not in en.json")), "{found:?}");
+    assert!(
+        found.iter().any(|p| p.contains("`greeting` is missing")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|p| p.contains("`extraThing` is not in en.json")),
+        "{found:?}"
+    );
     // A placeholder renamed, one dropped, and a plural without its categories.
     let found = broken(
         Lang::Ru,
         r#"{"postComment": "Отправить", "greeting": "Привет, {nom}!",
             "comments.count": {"one": "{count} комментарий", "other": "{count} комментария"}}"#,
     );
-    assert!(found.iter().any(|p| p.starts_with("`greeting` has placeholders")), "{found:?}");
+    assert!(
+        found.iter().any(|p| p.starts_with("`greeting` has placeholders")),
+        "{found:?}"
+    );
     assert!(found.iter().any(|p| p.contains("needs exactly")), "{found:?}");
     // A category the language does not have, a stranger placeholder in a form,
     // and text where English has a plural (and the other way round).
@@ -264,15 +278,27 @@ fn the_check_finds_what_is_wrong_with_a_catalog() {
         r#"{"postComment": {"other": "投稿"}, "greeting": "こんにちは {name}、{site} へようこそ。",
             "comments.count": {"one": "{count} 件", "other": "{count} 件 {user}"}}"#,
     );
-    assert!(found.iter().any(|p| p.contains("`postComment` must be a string")), "{found:?}");
-    assert!(found.iter().any(|p| p.contains("needs exactly {\"other\"}")), "{found:?}");
+    assert!(
+        found.iter().any(|p| p.contains("`postComment` must be a string")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|p| p.contains("needs exactly {\"other\"}")),
+        "{found:?}"
+    );
     assert!(found.iter().any(|p| p.contains("uses [\"user\"]")), "{found:?}");
     let found = broken(
         Lang::Ar,
         r#"{"postComment": "", "greeting": "مرحبا {name} في {site}", "comments.count": "{count}"}"#,
     );
-    assert!(found.iter().any(|p| p.contains("`postComment` is empty")), "{found:?}");
-    assert!(found.iter().any(|p| p.contains("must be a plural object")), "{found:?}");
+    assert!(
+        found.iter().any(|p| p.contains("`postComment` is empty")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|p| p.contains("must be a plural object")),
+        "{found:?}"
+    );
     // Keys with other shapes, a key twice, and a file that is not JSON.
     let found = broken(Lang::En, r#"{"Post_comment": "x"}"#);
     assert!(found.iter().any(|p| p.contains("not a lowerCamel")), "{found:?}");

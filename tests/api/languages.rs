@@ -65,7 +65,12 @@ async fn a_form_error_page_in_arabic_is_right_to_left() {
         let response = post_form(
             &app,
             "ar-EG",
-            &[("uri", "/form/"), ("name", "Layla"), ("email", "nope"), ("body", "مرحبا")],
+            &[
+                ("uri", "/form/"),
+                ("name", "Layla"),
+                ("email", "nope"),
+                ("body", "مرحبا"),
+            ],
         )
         .await;
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -76,7 +81,12 @@ async fn a_form_error_page_in_arabic_is_right_to_left() {
             page.contains("<strong>البريد الإلكتروني</strong>: أدخل عنوان بريد إلكتروني صالحًا."),
             "{page}"
         );
-        assert!(app.admin_list("").await["comments"].as_array().unwrap().is_empty());
+        assert!(
+            app.admin_list("").await["comments"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
     })
     .await;
 }
@@ -135,7 +145,10 @@ async fn a_moderation_link_page_speaks_french() {
         let page = response.text().await.unwrap();
         assert!(page.contains("<html lang=\"fr\" dir=\"ltr\">"), "{page}");
         assert!(page.contains("Approuver ce commentaire"), "{page}");
-        assert!(page.contains("<dt>Statut actuel</dt><dd>en attente</dd>"), "{page}");
+        assert!(
+            page.contains("<dt>Statut actuel</dt><dd>en attente</dd>"),
+            "{page}"
+        );
         assert!(page.contains(">Approuver</button>"), "{page}");
 
         let refused = get("/moderate/not-a-token".to_owned()).await.unwrap();
@@ -273,7 +286,10 @@ async fn readers_get_mail_in_the_language_their_page_sent() {
         );
         let text = message.body_text(0).unwrap();
         assert!(text.contains("Here is my answer."), "{text}");
-        assert!(text.contains("このスレッドへの返信の通知を停止: http://"), "{text}");
+        assert!(
+            text.contains("このスレッドへの返信の通知を停止: http://"),
+            "{text}"
+        );
     })
     .await;
 }
@@ -290,7 +306,12 @@ async fn the_page_language_is_checked_and_kept_for_moderators() {
             let fields: Vec<&String> = body["fields"].as_object().unwrap().keys().collect();
             assert_eq!(fields, ["lang"], "{body}");
         }
-        assert!(app.admin_list("").await["comments"].as_array().unwrap().is_empty());
+        assert!(
+            app.admin_list("").await["comments"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
 
         let id = app.submit_with(json!({"uri": "/lang/", "lang": "pt-br"})).await;
         let without = app.submit_with(json!({"uri": "/lang/"})).await;

@@ -14,6 +14,11 @@
 //! (names, a page's uri) lose their control characters first, so no CR/LF can
 //! start a header of its own.
 //!
+//! Each message is written in its recipient's language ([`Addressing::lang`],
+//! chosen by the caller): every sentence comes from the server catalog
+//! (`crate::i18n`), the HTML part has `lang` and `dir`, and the message says
+//! `Content-Language`.
+//!
 //! The inputs are small structs of plain values; nothing here reads the store.
 
 use std::fmt::Write as _;

@@ -168,7 +168,8 @@ impl Lang {
                 (quality > 0).then_some((quality, range))
             })
             .collect();
-        ranges.sort_by(|a, b| b.0.cmp(&a.0));
+        // Stable: equal `q`s keep the order the client wrote them in.
+        ranges.sort_by_key(|range| std::cmp::Reverse(range.0));
         ranges.into_iter().find_map(|(_, range)| Lang::from_tag(range))
     }
 

@@ -63,6 +63,7 @@ mod tests {
         for (sent, kept) in [
             ("de", "de"),
             (" pt-br ", "pt-BR"),
+            ("pt_BR", "pt-BR"),
             ("ZH-hans-cn", "zh-Hans-CN"),
             ("sw", "sw"),
             ("en-US-u-ca-gregory", "en-US-u-ca-gregory"),

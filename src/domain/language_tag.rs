@@ -37,9 +37,9 @@ impl LanguageTag {
         if trimmed.chars().count() > Self::MAX_CHARS {
             return Err(format!("must be at most {} characters", Self::MAX_CHARS));
         }
-        // The parser also takes `_` between subtags (`pt_BR`, as some
-        // systems write it); the canonical form uses `-`.
-        let locale = Locale::try_from_str(trimmed).map_err(|_| MALFORMED.to_owned())?;
+        // `pt_BR` is how POSIX locales and some systems write a tag: taken
+        // as `pt-BR` rather than costing the reader a 422.
+        let locale = Locale::try_from_str(&trimmed.replace('_', "-")).map_err(|_| MALFORMED.to_owned())?;
         Ok(Self(locale.to_string()))
     }
 

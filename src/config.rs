@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::i18n::Lang;
 use crate::notify::settings::{NotifyOptions, NotifySettings};
 
 /// Largest accepted request body (the contract's 128 KiB; `openapi.yaml`).
@@ -238,6 +239,14 @@ pub struct Config {
     /// The webhook body: `json`, `slack` or `discord`.
     #[arg(long, env = "MARGINALIA_WEBHOOK_FORMAT", default_value = "json")]
     pub webhook_format: String,
+
+    /// The language of moderator mail and of pages whose request names no
+    /// supported language (`Accept-Language`); also of mail to a reader whose
+    /// comment did not say. One of en, de, fr, es, pt-BR, pt-PT, it, nl, pl,
+    /// tr, ru, ar, he, ja, zh-Hans (a regional tag such as `de-AT` picks its
+    /// language); anything else stops start-up.
+    #[arg(long, env = "MARGINALIA_LANG", default_value = "en", value_parser = parse_lang)]
+    pub lang: Lang,
 }
 
 impl Config {
@@ -438,6 +447,14 @@ fn parse_trusted_proxy(value: &str) -> Result<Option<IpNet>, String> {
         .map_err(|_| format!("`{value}` is neither an IP address nor a CIDR network"))
 }
 
+/// A supported language; the message names the variable, as start-up's
+/// other refusals do.
+fn parse_lang(value: &str) -> Result<Lang, String> {
+    value
+        .parse::<Lang>()
+        .map_err(|error| format!("MARGINALIA_LANG: {error}"))
+}
+
 fn parse_seconds(value: &str) -> Result<Duration, String> {
     value
         .trim()
@@ -593,6 +610,7 @@ mod tests {
             "MARGINALIA_WEBHOOK_URLS",
             "MARGINALIA_WEBHOOK_SECRET",
             "MARGINALIA_WEBHOOK_FORMAT",
+            "MARGINALIA_LANG",
         ] {
             assert!(help.contains(env), "{env} missing from --help");
         }
@@ -630,6 +648,22 @@ mod tests {
             crate::notify::webhook::WebhookFormat::Discord
         );
         assert!(Config::default().notify().unwrap().mail.is_none());
+    }
+
+    #[test]
+    fn the_language_defaults_to_english_and_must_be_supported() {
+        assert_eq!(Config::default().lang, Lang::En);
+        let cli = Cli::try_parse_from(["marginalia", "--lang", "pt-PT"]).unwrap();
+        assert_eq!(cli.serve.lang, Lang::PtPt);
+        let cli = Cli::try_parse_from(["marginalia", "--lang", "de-AT"]).unwrap();
+        assert_eq!(cli.serve.lang, Lang::De);
+        let error = Cli::try_parse_from(["marginalia", "--lang", "xx"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("MARGINALIA_LANG") && error.contains("zh-Hans"),
+            "{error}"
+        );
     }
 
     #[test]

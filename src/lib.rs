@@ -40,6 +40,9 @@
 //! - [`outbox`]: the durable outbox: the dispatcher that turns notification
 //!   events (written with each change) into mails and webhook calls, and the
 //!   sender that delivers them with retries.
+//! - [`i18n`]: the languages ([`i18n::Lang`]), choosing one from `Accept-Language`
+//!   or a tag, and the server's compiled-in catalogs with their placeholder and
+//!   CLDR plural formatter. It imports no other module of the crate.
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
 //!
@@ -50,13 +53,14 @@
 //! Dependencies point one way: `routes` → `links` → `comments` → `state` → `store`,
 //! `auth`, `rate_limit`, `thread_cache`, `metrics` → `domain`. `startup` wires
 //! `state`, `tasks`, `routes`, `outbox` and `server`; nothing imports `startup`.
-//! `outbox` → `state`, `store`, `notify`; `notify` depends on `domain` only.
+//! `outbox` → `state`, `store`, `notify`; `notify` depends on `domain` and `i18n` only.
 
 pub mod auth;
 pub mod comments;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod i18n;
 pub mod links;
 pub mod metrics;
 pub mod notify;

@@ -38,6 +38,7 @@ use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 
 use crate::domain::{Comment, CommentId, Status};
+use crate::i18n::Lang;
 use crate::notify;
 use crate::notify::links::{self, Claims, LinkSecret, ModerationAction, Purpose, UnsubscribeScope};
 use crate::notify::mail::{
@@ -171,7 +172,7 @@ pub async fn queue_test_mail(state: &AppState, to: Mailbox) -> Result<bool, Queu
         return Ok(false);
     };
     let composer = Composer::new(state, &mail.from);
-    let message = mail::test_mail(&composer.addressing(to.clone()), &composer.site)?;
+    let message = mail::test_mail(&composer.addressing(to.clone(), state.lang), &composer.site)?;
     state
         .store
         .enqueue_delivery(&NewDelivery {
@@ -305,7 +306,7 @@ async fn plan(state: &AppState, events: &[NotificationEvent]) -> Result<EventOut
                 let address = moderator.as_str();
                 let links = composer.moderation_links(&secret, comment, moderator, now);
                 let message = mail::moderator_notification(
-                    &composer.addressing(mailbox(address)),
+                    &composer.addressing(mailbox(address), state.lang),
                     &composer.site,
                     &view,
                     &links,
@@ -348,7 +349,7 @@ async fn plan(state: &AppState, events: &[NotificationEvent]) -> Result<EventOut
                 );
                 let confirm_url = composer.link_url("subscribe", &links::sign(&secret, &claims));
                 let message = mail::subscription_confirmation(
-                    &composer.addressing(Mailbox::new(None, recipient)),
+                    &composer.addressing(Mailbox::new(None, recipient), reader_lang(state, comment)),
                     &composer.site,
                     &comment.uri,
                     &confirm_url,
@@ -430,8 +431,9 @@ async fn reply_mail(
         );
         composer.link_url("unsubscribe", &links::sign(secret, &claims))
     };
+    // The subscriber wrote the parent: their page's language.
     let message = mail::reply_notification(
-        &composer.addressing(Mailbox::new(None, recipient)),
+        &composer.addressing(Mailbox::new(None, recipient), reader_lang(state, &parent)),
         &composer.site,
         &ReplyForSubscriber {
             uri: reply.uri.clone(),
@@ -496,7 +498,7 @@ async fn send_due_digests(state: &AppState) -> Result<(), StoreError> {
             });
         }
         let message = mail::moderator_digest(
-            &composer.addressing(mailbox(&recipient)),
+            &composer.addressing(mailbox(&recipient), state.lang),
             &composer.site,
             &digest,
             &composer.queue_url(),
@@ -578,8 +580,9 @@ impl Composer {
     }
 
     /// A fresh `Message-ID` on the From address's domain. It is stored with
-    /// the formatted message, so every retry carries the same one.
-    fn addressing(&self, to: Mailbox) -> Addressing {
+    /// the formatted message, so every retry carries the same one. `lang` is
+    /// the recipient's language.
+    fn addressing(&self, to: Mailbox, lang: Lang) -> Addressing {
         let unique = uuid_like();
         let domain = self.from.email.domain();
         let message_id = MessageId::new(&unique, domain)
@@ -590,6 +593,7 @@ impl Composer {
             to,
             message_id,
             date: SystemTime::now(),
+            lang,
         }
     }
 
@@ -669,6 +673,17 @@ fn formatted(
             None
         }
     }
+}
+
+/// The language of mail to the author of `comment`: the one their page was
+/// in (its `lang`, when the service speaks it or a language it falls back
+/// to), else the configured one. Moderators always get the configured one.
+fn reader_lang(state: &AppState, comment: &Comment) -> Lang {
+    comment
+        .lang
+        .as_deref()
+        .and_then(Lang::from_tag)
+        .unwrap_or(state.lang)
 }
 
 /// A moderator's mailbox from a validated address.

@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use crate::auth::Authenticator;
 use crate::config::{Config, Site};
+use crate::i18n::Lang;
 use crate::metrics::Metrics;
 use crate::notify::NotifySettings;
 use crate::notify::links::LinkSecret;
@@ -31,6 +32,9 @@ pub struct AppState {
     pub allowed_origins: Vec<String>,
     /// The service's public URL, the blog's URL and name.
     pub site: Site,
+    /// `MARGINALIA_LANG`: moderator mail, and pages whose request names no
+    /// supported language.
+    pub lang: Lang,
     /// Who is told about what, by mail and webhook; checked at start-up.
     pub notify: NotifySettings,
     /// The key of one-click links as it was at start-up (made on the first
@@ -87,6 +91,7 @@ impl AppState {
             metrics,
             allowed_origins,
             site: config.site(address)?,
+            lang: config.lang,
             notify,
             link_secret,
         })

@@ -25,6 +25,7 @@ fn notification(settings: &MailSettings) -> lettre::Message {
         to: "Moderator <mod@clinic.example>".parse().unwrap(),
         message_id: MessageId::new("outbox-1", "comments.clinic.example").unwrap(),
         date: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        lang: marginalia::i18n::Lang::En,
     };
     let site = Site {
         name: "Clinic blog".into(),

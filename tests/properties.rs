@@ -203,6 +203,7 @@ proptest! {
             ip: None,
             user_agent: None,
             wants_replies: false,
+            lang: None,
         };
         let stored = marginalia::domain::Comment {
             id: 1,
@@ -219,6 +220,7 @@ proptest! {
             moderated_by: None,
             ip: None,
             user_agent: None,
+            lang: None,
         };
         let public = serde_json::to_string(&stored.to_public(false)).unwrap();
         // The body may quote the address itself; the point is the field.

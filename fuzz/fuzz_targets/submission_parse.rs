@@ -209,6 +209,7 @@ fn stored(comment: &NewComment, email: &str, ip: Option<String>, user_agent: Opt
         moderated_by: None,
         ip,
         user_agent,
+        lang: comment.lang.as_ref().map(|lang| lang.as_str().to_owned()),
     }
 }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{AuthorName, CommentBody, Email, Status, ThreadUri, Website};
+use super::{AuthorName, CommentBody, Email, LanguageTag, Status, ThreadUri, Website};
 
 /// A comment's id, as the API shows it.
 pub type CommentId = i64;
@@ -24,6 +24,9 @@ pub struct NewComment {
     /// The reader asked for mail when a reply to this comment is published
     /// (double opt-in: a confirmation mail comes first).
     pub wants_replies: bool,
+    /// The language of the page the reader commented on (`lang`), for the
+    /// mail they get.
+    pub lang: Option<LanguageTag>,
 }
 
 /// A stored comment with everything a moderator sees.
@@ -46,6 +49,11 @@ pub struct Comment {
     pub moderated_by: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The language of the reader's page, a BCP 47 tag, when the
+    /// submission said. `default`: snapshots written before the column
+    /// existed have no such field.
+    #[serde(default)]
+    pub lang: Option<String>,
 }
 
 /// What the public sees of an approved comment. It has no email, IP or user
@@ -73,6 +81,7 @@ impl Comment {
             && self.body == submission.body.markdown()
             && self.ip == submission.ip
             && self.user_agent == submission.user_agent
+            && self.lang.as_deref() == submission.lang.as_ref().map(LanguageTag::as_str)
     }
 
     /// The public view of this comment. `parent_published` says whether its

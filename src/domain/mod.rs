@@ -9,6 +9,7 @@ mod author_name;
 mod comment;
 mod comment_body;
 mod email;
+mod language_tag;
 mod status;
 mod thread_uri;
 mod website;
@@ -20,6 +21,7 @@ pub use comment_body::{
     render, sanitize,
 };
 pub use email::Email;
+pub use language_tag::LanguageTag;
 pub use status::Status;
 pub use thread_uri::ThreadUri;
 pub use website::Website;

@@ -14,6 +14,11 @@
 //! (names, a page's uri) lose their control characters first, so no CR/LF can
 //! start a header of its own.
 //!
+//! Each message is written in its recipient's language ([`Addressing::lang`],
+//! chosen by the caller): every sentence comes from the server catalog
+//! (`crate::i18n`), the HTML part has `lang` and `dir`, and the message says
+//! `Content-Language`.
+//!
 //! The inputs are small structs of plain values; nothing here reads the store.
 
 use std::fmt::Write as _;
@@ -25,6 +30,7 @@ use lettre::message::{Mailbox, MultiPart};
 use maud::{DOCTYPE, Markup, html};
 
 use crate::domain::{Comment, CommentId};
+use crate::i18n::Lang;
 
 /// The blog the mail is about (`MARGINALIA_SITE_NAME`, `MARGINALIA_SITE_URL`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,13 +85,15 @@ impl MessageId {
 #[error("a Message-ID part may hold only letters, digits and .-_+=")]
 pub struct InvalidMessageId;
 
-/// Who sends a message to whom, when, and under which id.
+/// Who sends a message to whom, when, under which id, and in which
+/// language (the recipient's).
 #[derive(Debug, Clone)]
 pub struct Addressing {
     pub from: Mailbox,
     pub to: Mailbox,
     pub message_id: MessageId,
     pub date: SystemTime,
+    pub lang: Lang,
 }
 
 /// A comment as a moderator sees it in a mail: everything, including the
@@ -178,18 +186,24 @@ pub fn moderator_notification(
     links: &ModerationLinks,
     queue_url: &str,
 ) -> Result<Message, lettre::error::Error> {
-    let subject = site.subject(&format!(
-        "New comment awaiting moderation on {} from {}",
-        comment.uri, comment.name
+    let lang = addressing.lang;
+    let subject = site.subject(&lang.text(
+        "mail.moderator.subject",
+        &[("uri", &comment.uri), ("name", &comment.name)],
     ));
     let mut text = String::new();
-    write_comment_text(&mut text, site, comment, links);
-    let _ = write!(text, "\nOpen the queue: {queue_url}\n");
+    write_comment_text(&mut text, lang, site, comment, links);
+    let _ = write!(
+        text,
+        "\n{}\n",
+        text_link(lang, "mail.button.openQueue", queue_url)
+    );
     let html = layout(
+        lang,
         &subject,
         html! {
-            (comment_html(site, comment, links))
-            p { a href=(queue_url) style=(BUTTON) { "Open the queue" } }
+            (comment_html(lang, site, comment, links))
+            p { a href=(queue_url) style=(BUTTON) { (lang.text("mail.button.openQueue", &[])) } }
         },
     );
     build(addressing, &subject, text, html)
@@ -202,26 +216,29 @@ pub fn moderator_digest(
     entries: &[DigestEntry],
     queue_url: &str,
 ) -> Result<Message, lettre::error::Error> {
-    let count = entries.len();
-    let subject = site.subject(&if count == 1 {
-        "1 new comment awaiting moderation".to_owned()
-    } else {
-        format!("{count} new comments awaiting moderation")
-    });
-    let mut text = format!("{count} comments arrived in the moderation queue this hour.\n");
+    let lang = addressing.lang;
+    let count = entries.len() as u64;
+    let subject = site.subject(&lang.text_count("mail.digest.subject", count, &[]));
+    let intro = lang.text_count("mail.digest.intro", count, &[]);
+    let mut text = format!("{intro}\n");
     for entry in entries {
         text.push_str("\n----------------------------------------\n\n");
-        write_comment_text(&mut text, site, &entry.comment, &entry.links);
+        write_comment_text(&mut text, lang, site, &entry.comment, &entry.links);
     }
-    let _ = write!(text, "\nOpen the queue: {queue_url}\n");
+    let _ = write!(
+        text,
+        "\n{}\n",
+        text_link(lang, "mail.button.openQueue", queue_url)
+    );
     let html = layout(
+        lang,
         &subject,
         html! {
-            p { (count) " comments arrived in the moderation queue this hour." }
-            p { a href=(queue_url) style=(BUTTON) { "Open the queue" } }
+            p { (intro) }
+            p { a href=(queue_url) style=(BUTTON) { (lang.text("mail.button.openQueue", &[])) } }
             @for entry in entries {
                 hr;
-                (comment_html(site, &entry.comment, &entry.links))
+                (comment_html(lang, site, &entry.comment, &entry.links))
             }
         },
     );
@@ -236,19 +253,22 @@ pub fn subscription_confirmation(
     uri: &str,
     confirm_url: &str,
 ) -> Result<Message, lettre::error::Error> {
-    let subject = site.subject(&format!("Confirm that you want replies to your comment on {uri}"));
+    let lang = addressing.lang;
+    let subject = site.subject(&lang.text("mail.confirm.subject", &[("uri", uri)]));
     let page = site.page_url(uri);
+    let ignore = lang.text("mail.confirm.ignore", &[]);
     let text = format!(
-        "You left a comment on {page} and asked to be told about replies.\n\n\
-         Confirm that you want them: {confirm_url}\n\n\
-         If that was not you, ignore this mail: nothing more will be sent to this address.\n"
+        "{intro}\n\n{confirm}\n\n{ignore}\n",
+        intro = lang.text("mail.confirm.intro", &[("page", &page)]),
+        confirm = text_link(lang, "mail.confirm.link", confirm_url),
     );
     let html = layout(
+        lang,
         &subject,
         html! {
-            p { "You left a comment on " a href=(page) { (page) } " and asked to be told about replies." }
-            p { a href=(confirm_url) style=(BUTTON) { "Yes, send me replies" } }
-            p { "If that was not you, ignore this mail: nothing more will be sent to this address." }
+            p { (lang.html("mail.confirm.intro", &[("page", html! { a href=(page) { (page) } })])) }
+            p { a href=(confirm_url) style=(BUTTON) { (lang.text("mail.confirm.button", &[])) } }
+            p { (ignore) }
         },
     );
     build(addressing, &subject, text, html)
@@ -262,36 +282,48 @@ pub fn reply_notification(
     reply: &ReplyForSubscriber,
     unsubscribe: &UnsubscribeLinks,
 ) -> Result<Message, lettre::error::Error> {
-    let subject = site.subject(&format!(
-        "New reply to your comment on {} from {}",
-        reply.uri, reply.reply_name
+    let lang = addressing.lang;
+    let subject = site.subject(&lang.text(
+        "mail.reply.subject",
+        &[("uri", &reply.uri), ("name", &reply.reply_name)],
     ));
     let page = site.page_url(&reply.uri);
     let text = format!(
-        "{name} replied to your comment on {page}\n\n\
+        "{intro}\n\n\
          {reply_text}\n\n\
-         Your comment:\n{your_text}\n\n\
-         Read the thread: {page}\n\n\
-         Stop replies to this thread: {thread}\n\
-         Stop all reply mail: {everything}\n",
-        name = reply.reply_name,
+         {yours}\n{your_text}\n\n\
+         {read}\n\n\
+         {stop_thread}\n\
+         {stop_all}\n",
+        intro = lang.text(
+            "mail.reply.intro",
+            &[("name", &reply.reply_name), ("page", &page)]
+        ),
         reply_text = reply.reply_text,
+        yours = lang.text("mail.reply.yours", &[]),
         your_text = quote(&reply.your_text),
-        thread = unsubscribe.thread,
-        everything = unsubscribe.everything,
+        read = text_link(lang, "mail.reply.read", &page),
+        stop_thread = text_link(lang, "mail.reply.stopThread", &unsubscribe.thread),
+        stop_all = text_link(lang, "mail.reply.stopAll", &unsubscribe.everything),
     );
     let html = layout(
+        lang,
         &subject,
         html! {
-            p { strong { (reply.reply_name) } " replied to your comment on " a href=(page) { (page) } }
+            p {
+                (lang.html("mail.reply.intro", &[
+                    ("name", html! { strong { (reply.reply_name) } }),
+                    ("page", html! { a href=(page) { (page) } }),
+                ]))
+            }
             div style=(TEXT_BLOCK) { (reply.reply_text) }
-            p { "Your comment:" }
+            p { (lang.text("mail.reply.yours", &[])) }
             blockquote style=(QUOTE) { (reply.your_text) }
-            p { a href=(page) style=(BUTTON) { "Read the thread" } }
+            p { a href=(page) style=(BUTTON) { (lang.text("mail.reply.read", &[])) } }
             p style=(SMALL) {
-                a href=(unsubscribe.thread) { "Stop replies to this thread" }
+                a href=(unsubscribe.thread) { (lang.text("mail.reply.stopThread", &[])) }
                 " · "
-                a href=(unsubscribe.everything) { "Stop all reply mail" }
+                a href=(unsubscribe.everything) { (lang.text("mail.reply.stopAll", &[])) }
             }
         },
     );
@@ -311,16 +343,19 @@ pub fn reply_notification(
 /// A mail a moderator sends themself from the moderation page to check the
 /// settings.
 pub fn test_mail(addressing: &Addressing, site: &Site) -> Result<Message, lettre::error::Error> {
-    let subject = site.subject("Test mail from marginalia");
+    let lang = addressing.lang;
+    let subject = site.subject(&lang.text("mail.test.subject", &[]));
+    let works = lang.text("mail.test.works", &[]);
     let text = format!(
-        "This is a test mail from the comments of {}.\n\nMail from the service reaches this address.\n",
-        site.url
+        "{}\n\n{works}\n",
+        lang.text("mail.test.intro", &[("site", &site.url)])
     );
     let html = layout(
+        lang,
         &subject,
         html! {
-            p { "This is a test mail from the comments of " a href=(site.url) { (site.url) } "." }
-            p { "Mail from the service reaches this address." }
+            p { (lang.html("mail.test.intro", &[("site", html! { a href=(site.url) { (site.url) } })])) }
+            p { (works) }
         },
     );
     build(addressing, &subject, text, html)
@@ -333,10 +368,12 @@ const QUOTE: &str =
     "white-space:pre-wrap;margin:0 0 12px;padding-left:12px;border-left:3px solid #cccccc;color:#555555";
 const SMALL: &str = "font-size:small;color:#666666";
 
-fn layout(title: &str, content: Markup) -> String {
+/// The HTML document of a mail, in its language and writing direction (the
+/// styles use no left or right, so a right-to-left mail mirrors whole).
+fn layout(lang: Lang, title: &str, content: Markup) -> String {
     html! {
         (DOCTYPE)
-        html {
+        html lang=(lang.tag()) dir=(lang.dir()) {
             head {
                 meta charset="utf-8";
                 title { (title) }
@@ -349,61 +386,88 @@ fn layout(title: &str, content: Markup) -> String {
     .into_string()
 }
 
-fn comment_html(site: &Site, comment: &CommentForModerators, links: &ModerationLinks) -> Markup {
+/// "Label: address", the plain-text form of a button (the colon and its
+/// spacing are the language's: `mail.field`).
+fn text_link(lang: Lang, label_key: &str, url: &str) -> String {
+    lang.text(
+        "mail.field",
+        &[("label", &lang.text(label_key, &[])), ("value", url)],
+    )
+}
+
+/// The rows of facts about a comment a moderator sees: label key and value.
+fn comment_facts(comment: &CommentForModerators) -> Vec<(&'static str, &str)> {
+    let mut facts = vec![
+        ("mail.label.name", comment.name.as_str()),
+        ("mail.label.email", comment.email.as_str()),
+    ];
+    if let Some(website) = &comment.website {
+        facts.push(("mail.label.website", website));
+    }
+    if let Some(ip) = &comment.ip {
+        facts.push(("mail.label.ip", ip));
+    }
+    if let Some(user_agent) = &comment.user_agent {
+        facts.push(("mail.label.userAgent", user_agent));
+    }
+    facts
+}
+
+fn comment_html(lang: Lang, site: &Site, comment: &CommentForModerators, links: &ModerationLinks) -> Markup {
     let page = site.page_url(&comment.uri);
+    // `text-align:start`: the labels sit at the line's start in either direction.
     html! {
-        p { "On " a href=(page) { (page) } }
+        p { (lang.html("mail.comment.on", &[("page", html! { a href=(page) { (page) } })])) }
         table style="border-collapse:collapse" {
-            tr { th style="text-align:left;padding-right:12px" { "Name" } td { (comment.name) } }
-            tr { th style="text-align:left;padding-right:12px" { "Email" } td { (comment.email) } }
-            @if let Some(website) = &comment.website {
-                tr { th style="text-align:left;padding-right:12px" { "Website" } td { (website) } }
-            }
-            @if let Some(ip) = &comment.ip {
-                tr { th style="text-align:left;padding-right:12px" { "IP" } td { (ip) } }
-            }
-            @if let Some(user_agent) = &comment.user_agent {
-                tr { th style="text-align:left;padding-right:12px" { "User agent" } td { (user_agent) } }
+            @for (label, value) in comment_facts(comment) {
+                tr { th style="text-align:start;padding-inline-end:12px" { (lang.text(label, &[])) } td { (value) } }
             }
         }
         @if let Some(parent) = &comment.parent {
-            p { "In reply to " strong { (parent.name) } ":" }
+            p { (lang.html("mail.comment.inReplyTo", &[("name", html! { strong { (parent.name) } })])) }
             blockquote style=(QUOTE) { (parent.text) }
         }
         div style=(TEXT_BLOCK) { (comment.text) }
         p {
-            a href=(links.approve) style=(BUTTON) { "Approve" }
-            a href=(links.reject) style=(BUTTON) { "Reject" }
-            a href=(links.spam) style=(BUTTON) { "Spam" }
+            a href=(links.approve) style=(BUTTON) { (lang.text("mail.button.approve", &[])) }
+            a href=(links.reject) style=(BUTTON) { (lang.text("mail.button.reject", &[])) }
+            a href=(links.spam) style=(BUTTON) { (lang.text("mail.button.spam", &[])) }
         }
     }
 }
 
 fn write_comment_text(
     text: &mut String,
+    lang: Lang,
     site: &Site,
     comment: &CommentForModerators,
     links: &ModerationLinks,
 ) {
-    let _ = writeln!(text, "On {}", site.page_url(&comment.uri));
-    let _ = writeln!(text, "Name: {}", comment.name);
-    let _ = writeln!(text, "Email: {}", comment.email);
-    if let Some(website) = &comment.website {
-        let _ = writeln!(text, "Website: {website}");
-    }
-    if let Some(ip) = &comment.ip {
-        let _ = writeln!(text, "IP: {ip}");
-    }
-    if let Some(user_agent) = &comment.user_agent {
-        let _ = writeln!(text, "User agent: {user_agent}");
+    let page = site.page_url(&comment.uri);
+    let _ = writeln!(text, "{}", lang.text("mail.comment.on", &[("page", &page)]));
+    for (label, value) in comment_facts(comment) {
+        let label = lang.text(label, &[]);
+        let _ = writeln!(
+            text,
+            "{}",
+            lang.text("mail.field", &[("label", &label), ("value", value)])
+        );
     }
     if let Some(parent) = &comment.parent {
-        let _ = write!(text, "\nIn reply to {}:\n{}\n", parent.name, quote(&parent.text));
+        let _ = write!(
+            text,
+            "\n{}\n{}\n",
+            lang.text("mail.comment.inReplyTo", &[("name", &parent.name)]),
+            quote(&parent.text)
+        );
     }
     let _ = write!(
         text,
-        "\n{}\n\nApprove: {}\nReject: {}\nSpam: {}\n",
-        comment.text, links.approve, links.reject, links.spam
+        "\n{}\n\n{}\n{}\n{}\n",
+        comment.text,
+        text_link(lang, "mail.button.approve", &links.approve),
+        text_link(lang, "mail.button.reject", &links.reject),
+        text_link(lang, "mail.button.spam", &links.spam),
     );
 }
 
@@ -440,6 +504,8 @@ fn builder(addressing: &Addressing, subject: &str) -> lettre::message::MessageBu
         .date(addressing.date)
         .message_id(Some(addressing.message_id.as_str().to_owned()))
         .raw_header(raw_header("Auto-Submitted", "auto-generated".to_owned()))
+        // RFC 3282: what language the reader is addressed in.
+        .raw_header(raw_header("Content-Language", addressing.lang.tag().to_owned()))
 }
 
 fn build(
@@ -474,6 +540,7 @@ mod tests {
             to: to.parse().unwrap(),
             message_id: MessageId::new("outbox-17", "comments.clinic.example").unwrap(),
             date: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            lang: Lang::En,
         }
     }
 
@@ -773,6 +840,93 @@ mod tests {
     }
 
     #[test]
+    fn mail_speaks_the_recipients_language_and_direction() {
+        let mut german = addressing("mod@clinic.example");
+        german.lang = Lang::De;
+        let message = moderator_notification(&german, &site(), &maya(), &links(1), QUEUE).unwrap();
+        let parsed = parse(&message);
+        assert_eq!(parsed.header_raw("Content-Language").map(str::trim), Some("de"));
+        let subject = parsed.subject().unwrap();
+        assert_eq!(
+            subject,
+            format!(
+                "[Clinic blog] {}",
+                Lang::De.text(
+                    "mail.moderator.subject",
+                    &[("uri", "/occupational-therapy/"), ("name", "Maya")]
+                )
+            )
+        );
+        assert_ne!(
+            subject,
+            "[Clinic blog] New comment awaiting moderation on /occupational-therapy/ from Maya"
+        );
+        let (text, html) = alternatives(&parsed);
+        assert!(html.contains("<html lang=\"de\" dir=\"ltr\">"), "{html}");
+        assert!(
+            text.contains(&Lang::De.text(
+                "mail.field",
+                &[
+                    ("label", &Lang::De.text("mail.button.approve", &[])),
+                    ("value", "https://comments.clinic.example/moderate/approve-1")
+                ]
+            )),
+            "{text}"
+        );
+
+        let mut arabic = addressing("maya@reader.example");
+        arabic.lang = Lang::Ar;
+        let message = subscription_confirmation(
+            &arabic,
+            &site(),
+            "/occupational-therapy/",
+            "https://comments.clinic.example/subscribe/tok",
+        )
+        .unwrap();
+        let parsed = parse(&message);
+        let (_, html) = alternatives(&parsed);
+        assert!(html.contains("<html lang=\"ar\" dir=\"rtl\">"), "{html}");
+        assert_eq!(
+            link_texts(&html)[1],
+            Lang::Ar.text("mail.confirm.button", &[]),
+            "the button speaks Arabic"
+        );
+    }
+
+    #[test]
+    fn the_digest_counts_with_the_languages_plural_rules() {
+        let entry = |i: u32| DigestEntry {
+            comment: CommentForModerators {
+                id: i64::from(i),
+                ..maya()
+            },
+            links: links(i),
+        };
+        let mut russian = addressing("mod@clinic.example");
+        russian.lang = Lang::Ru;
+        let subjects: Vec<String> = [1, 3, 5]
+            .into_iter()
+            .map(|n| {
+                let entries: Vec<_> = (1..=n).map(entry).collect();
+                let message = moderator_digest(&russian, &site(), &entries, QUEUE).unwrap();
+                parse(&message).subject().unwrap().to_owned()
+            })
+            .collect();
+        for (subject, n) in subjects.iter().zip([1, 3, 5]) {
+            assert_eq!(
+                *subject,
+                format!(
+                    "[Clinic blog] {}",
+                    Lang::Ru.text_count("mail.digest.subject", n, &[])
+                )
+            );
+        }
+        // one, few and many are three different sentences in Russian.
+        let words: Vec<String> = subjects.iter().map(|s| s.replace(char::is_numeric, "")).collect();
+        assert!(words[0] != words[1] && words[1] != words[2], "{words:?}");
+    }
+
+    #[test]
     fn message_ids_hold_only_safe_characters() {
         assert_eq!(
             MessageId::new("outbox-17.2", "comments.example")
@@ -885,7 +1039,7 @@ mod tests {
                     );
                     for (attribute, value) in element.value().attrs() {
                         assert!(
-                            ["href", "style", "charset"].contains(&attribute),
+                            ["href", "style", "charset", "lang", "dir"].contains(&attribute),
                             "{attribute} from {payload:?}"
                         );
                         if attribute == "href" {

@@ -12,7 +12,8 @@
 //! - the retry schedule shared by every delivery ([`next_attempt`]);
 //! - later, the outbox worker that delivers queued messages and webhook calls.
 //!
-//! What it may call: [`crate::domain`] and plain values from the configuration
+//! What it may call: [`crate::domain`], [`crate::i18n`] (the words of mail) and
+//! plain values from the configuration
 //! passed in by the caller. It never reads the environment and never touches the
 //! store directly; delivery state will go through the outbox only.
 

@@ -10,7 +10,8 @@
 //! alone says what to do.
 //!
 //! Every outcome is a small HTML page built with `maud` (every value
-//! escaped) under the moderation page's strict headers: its CSP (no inline
+//! escaped), in the language of the request's `Accept-Language` (else
+//! `MARGINALIA_LANG`), under the moderation page's strict headers: its CSP (no inline
 //! script, `frame-ancestors 'none'`, `form-action 'self'`), no framing, no
 //! `Referer` (the token is in the address), `Cache-Control: no-store`.
 
@@ -22,16 +23,17 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 use warp::Filter;
 use warp::filters::BoxedFilter;
-use warp::http::header::{CACHE_CONTROL, RETRY_AFTER};
+use warp::http::header::{CACHE_CONTROL, RETRY_AFTER, VARY};
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 
-use super::filters::{limited_body, with_state};
+use super::filters::{header_value, limited_body, with_state};
 use super::method_not_allowed;
 use super::pages::ADMIN_CSP;
 use crate::config::Site;
-use crate::domain::Comment;
+use crate::domain::{Comment, Status};
 use crate::error::ApiError;
+use crate::i18n::Lang;
 use crate::links::{self, LinkRefusal, ModerationLink, UnsubscribeLink};
 use crate::notify::links::{LinkError, ModerationAction, UnsubscribeScope};
 use crate::state::AppState;
@@ -50,6 +52,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
 }
 
 /// `GET` and `POST` of `/{prefix}/{token}`, and the 405 of any other method.
+/// Both answer in the language [`page_lang`] picks.
 fn endpoint<G, GetFuture, P, PostFuture>(
     prefix: &'static str,
     state: Arc<AppState>,
@@ -57,34 +60,54 @@ fn endpoint<G, GetFuture, P, PostFuture>(
     post: P,
 ) -> BoxedFilter<(Response,)>
 where
-    G: Fn(Arc<AppState>, String) -> GetFuture + Clone + Send + Sync + 'static,
+    G: Fn(Arc<AppState>, Lang, String) -> GetFuture + Clone + Send + Sync + 'static,
     GetFuture: Future<Output = Response> + Send,
-    P: Fn(Arc<AppState>, String, Result<Bytes, ApiError>) -> PostFuture + Clone + Send + Sync + 'static,
+    P: Fn(Arc<AppState>, Lang, String, Result<Bytes, ApiError>) -> PostFuture + Clone + Send + Sync + 'static,
     PostFuture: Future<Output = Response> + Send,
 {
     let path = warp::path(prefix)
         .and(warp::path::param::<String>())
         .and(warp::path::end())
         .boxed();
+    let lang = header_value("accept-language");
     let shown = path
         .clone()
         .and(warp::get())
         .and(with_state(state.clone()))
-        .then(move |token: String, state: Arc<AppState>| get(state, token));
+        .and(lang.clone())
+        .then(
+            move |token: String, state: Arc<AppState>, accept: Option<HeaderValue>| {
+                let lang = page_lang(&state, accept.as_ref());
+                get(state, lang, token)
+            },
+        );
     let acted = path
         .clone()
         .and(warp::post())
         .and(with_state(state))
+        .and(lang)
         .and(limited_body())
         .then(
-            move |token: String, state: Arc<AppState>, body: Result<Bytes, ApiError>| {
-                post(state, token, body)
+            move |token: String,
+                  state: Arc<AppState>,
+                  accept: Option<HeaderValue>,
+                  body: Result<Bytes, ApiError>| {
+                let lang = page_lang(&state, accept.as_ref());
+                post(state, lang, token, body)
             },
         );
     let other = path
         .and(method_not_allowed(ALLOW))
         .map(|_token: String, response: Response| response);
     shown.or(acted).unify().or(other).unify().boxed()
+}
+
+/// The language of a page: the request's `Accept-Language`, else
+/// `MARGINALIA_LANG`. A moderator's browser says their language better
+/// than the configuration does, so it wins here too.
+fn page_lang(state: &AppState, accept_language: Option<&HeaderValue>) -> Lang {
+    let accept = accept_language.and_then(|value| value.to_str().ok());
+    Lang::negotiate(accept, state.lang)
 }
 
 /// Which kind of link a refusal is about, for its wording.
@@ -96,159 +119,224 @@ enum LinkKind {
 }
 
 /// GET /moderate/{token}
-async fn show_moderation(state: Arc<AppState>, token: String) -> Response {
+async fn show_moderation(state: Arc<AppState>, lang: Lang, token: String) -> Response {
     match links::inspect_moderation(&state, &token).await {
-        Ok(link) => moderation_question(&state.site, &link),
-        Err(refusal) => refusal_page(&state.site, LinkKind::Moderation, refusal),
+        Ok(link) => moderation_question(&state.site, lang, &link),
+        Err(refusal) => refusal_page(&state.site, lang, LinkKind::Moderation, refusal),
     }
 }
 
 /// POST /moderate/{token}
-async fn moderate(state: Arc<AppState>, token: String, body: Result<Bytes, ApiError>) -> Response {
+async fn moderate(
+    state: Arc<AppState>,
+    lang: Lang,
+    token: String,
+    body: Result<Bytes, ApiError>,
+) -> Response {
     if let Err(error) = body {
-        return body_error_page(&state.site, error);
+        return body_error_page(&state.site, lang, error);
     }
     match links::moderate(&state, &token).await {
         Ok(done) => {
-            let status = links::status_of(done.action);
-            let content = html! {
-                @if done.changed {
-                    p { "The comment by " strong { (done.comment.name) } " on " (done.comment.uri) " is now " (status.as_str()) "." }
-                } @else {
-                    p { "The comment by " strong { (done.comment.name) } " on " (done.comment.uri) " was already " (status.as_str()) "; nothing changed." }
-                }
-                (queue_link(&state.site))
+            let key = match (done.action, done.changed) {
+                (ModerationAction::Approve, true) => "links.moderate.approved",
+                (ModerationAction::Reject, true) => "links.moderate.rejected",
+                (ModerationAction::Spam, true) => "links.moderate.spam",
+                (ModerationAction::Approve, false) => "links.moderate.alreadyApproved",
+                (ModerationAction::Reject, false) => "links.moderate.alreadyRejected",
+                (ModerationAction::Spam, false) => "links.moderate.alreadySpam",
             };
-            page(&state.site, StatusCode::OK, done_title(done.action), content)
+            let content = html! {
+                p {
+                    (lang.html(key, &[
+                        ("name", html! { strong { (done.comment.name) } }),
+                        ("page", html! { (done.comment.uri) }),
+                    ]))
+                }
+                (queue_link(&state.site, lang))
+            };
+            let title = lang.text(done_title(done.action), &[]);
+            page(&state.site, lang, StatusCode::OK, &title, content)
         }
-        Err(refusal) => refusal_page(&state.site, LinkKind::Moderation, refusal),
+        Err(refusal) => refusal_page(&state.site, lang, LinkKind::Moderation, refusal),
     }
 }
 
 /// GET /subscribe/{token}
-async fn show_subscription(state: Arc<AppState>, token: String) -> Response {
+async fn show_subscription(state: Arc<AppState>, lang: Lang, token: String) -> Response {
     match links::inspect_subscription(&state, &token).await {
-        Ok(subscription) => subscription_question(&state.site, &subscription),
-        Err(refusal) => refusal_page(&state.site, LinkKind::Subscription, refusal),
+        Ok(subscription) => subscription_question(&state.site, lang, &subscription),
+        Err(refusal) => refusal_page(&state.site, lang, LinkKind::Subscription, refusal),
     }
 }
 
 /// POST /subscribe/{token}
-async fn subscribe(state: Arc<AppState>, token: String, body: Result<Bytes, ApiError>) -> Response {
+async fn subscribe(
+    state: Arc<AppState>,
+    lang: Lang,
+    token: String,
+    body: Result<Bytes, ApiError>,
+) -> Response {
     if let Err(error) = body {
-        return body_error_page(&state.site, error);
+        return body_error_page(&state.site, lang, error);
     }
     match links::confirm_subscription(&state, &token).await {
         Ok(confirmed) => {
             let subscription = &confirmed.subscription;
             let content = html! {
                 p {
-                    "You will get an email at " strong { (subscription.email) }
-                    " when a reply to your comment on " (page_link(&state.site, &subscription.uri)) " is published."
+                    (lang.html("links.subscribe.done.text", &[
+                        ("email", html! { strong { (subscription.email) } }),
+                        ("page", page_link(&state.site, &subscription.uri)),
+                    ]))
                 }
                 @if confirmed.confirmed > 1 {
-                    p { "Your other requests for replies to this address are confirmed too." }
+                    p { (lang.text("links.subscribe.done.others", &[])) }
                 }
-                p { "Every such email has a link to stop them." }
+                p { (lang.text("links.subscribe.done.stop", &[])) }
             };
-            page(&state.site, StatusCode::OK, "Replies confirmed", content)
+            let title = lang.text("links.subscribe.done.title", &[]);
+            page(&state.site, lang, StatusCode::OK, &title, content)
         }
-        Err(refusal) => refusal_page(&state.site, LinkKind::Subscription, refusal),
+        Err(refusal) => refusal_page(&state.site, lang, LinkKind::Subscription, refusal),
     }
 }
 
 /// GET /unsubscribe/{token}
-async fn show_unsubscribe(state: Arc<AppState>, token: String) -> Response {
+async fn show_unsubscribe(state: Arc<AppState>, lang: Lang, token: String) -> Response {
     match links::inspect_unsubscribe(&state, &token).await {
         Ok(link) => {
+            let (thread, everything) = (
+                "links.unsubscribe.question.thread",
+                "links.unsubscribe.question.everything",
+            );
             let content = html! {
-                p { "Stop " (what_stops(&state.site, &link)) "?" }
+                p { (what_stops(&state.site, lang, &link, thread, everything)) }
                 form method="post" {
-                    button type="submit" { "Unsubscribe" }
+                    button type="submit" { (lang.text("links.unsubscribe.button", &[])) }
                 }
             };
-            page(&state.site, StatusCode::OK, "Unsubscribe", content)
+            let title = lang.text("links.unsubscribe.question.title", &[]);
+            page(&state.site, lang, StatusCode::OK, &title, content)
         }
-        Err(refusal) => refusal_page(&state.site, LinkKind::Unsubscribe, refusal),
+        Err(refusal) => refusal_page(&state.site, lang, LinkKind::Unsubscribe, refusal),
     }
 }
 
 /// POST /unsubscribe/{token}: the page's button and RFC 8058 one-click.
-async fn unsubscribe(state: Arc<AppState>, token: String, body: Result<Bytes, ApiError>) -> Response {
+async fn unsubscribe(
+    state: Arc<AppState>,
+    lang: Lang,
+    token: String,
+    body: Result<Bytes, ApiError>,
+) -> Response {
     if let Err(error) = body {
-        return body_error_page(&state.site, error);
+        return body_error_page(&state.site, lang, error);
     }
     match links::unsubscribe(&state, &token).await {
         Ok(link) => {
+            let (thread, everything) = (
+                "links.unsubscribe.done.thread",
+                "links.unsubscribe.done.everything",
+            );
             let content = html! {
-                p { "You will get no more " (what_stops(&state.site, &link)) "." }
+                p { (what_stops(&state.site, lang, &link, thread, everything)) }
             };
-            page(&state.site, StatusCode::OK, "Unsubscribed", content)
+            let title = lang.text("links.unsubscribe.done.title", &[]);
+            page(&state.site, lang, StatusCode::OK, &title, content)
         }
-        Err(refusal) => refusal_page(&state.site, LinkKind::Unsubscribe, refusal),
+        Err(refusal) => refusal_page(&state.site, lang, LinkKind::Unsubscribe, refusal),
     }
 }
 
-/// "emails to ADDRESS about replies on PAGE", or about every reply.
-fn what_stops(site: &Site, link: &UnsubscribeLink) -> Markup {
-    html! {
-        "emails to " strong { (link.recipient.as_str()) }
-        @match (link.scope, &link.uri) {
-            (UnsubscribeScope::Thread, Some(uri)) => { " about replies on " (page_link(site, uri)) }
-            _ => { " about replies to comments on " (site.name) }
+/// The sentence about what an unsubscribe link stops: the mail to ADDRESS
+/// about replies on one page (`thread_key`) or on the whole site
+/// (`everything_key`).
+fn what_stops(
+    site: &Site,
+    lang: Lang,
+    link: &UnsubscribeLink,
+    thread_key: &str,
+    everything_key: &str,
+) -> Markup {
+    let email = html! { strong { (link.recipient.as_str()) } };
+    match (link.scope, &link.uri) {
+        (UnsubscribeScope::Thread, Some(uri)) => {
+            lang.html(thread_key, &[("email", email), ("page", page_link(site, uri))])
         }
+        _ => lang.html(
+            everything_key,
+            &[("email", email), ("site", html! { (site.name) })],
+        ),
     }
 }
 
 /// The page a moderation link opens: the comment, the action, a button.
-fn moderation_question(site: &Site, link: &ModerationLink) -> Response {
+fn moderation_question(site: &Site, lang: Lang, link: &ModerationLink) -> Response {
     let comment = &link.comment;
-    let content = html! {
-        p {
-            "Nothing has changed yet: the comment is " (done_word(link.action))
-            " when you press the button. This link was sent to " (link.recipient.as_str())
-            " and works once"
-            @if let Some(expires_at) = link.expires_at {
-                ", until " (when(expires_at))
-            }
-            "."
-        }
-        (comment_details(site, comment))
-        form method="post" {
-            button type="submit" { (button_label(link.action)) }
-        }
-        (queue_link(site))
+    let recipient = html! { (link.recipient.as_str()) };
+    let sent_to = match link.expires_at {
+        Some(expires_at) => lang.html(
+            "links.moderate.sentToUntil",
+            &[
+                ("recipient", recipient),
+                ("expires", html! { (when(expires_at)) }),
+            ],
+        ),
+        None => lang.html("links.moderate.sentTo", &[("recipient", recipient)]),
     };
-    page(site, StatusCode::OK, question_title(link.action), content)
+    let not_yet = match link.action {
+        ModerationAction::Approve => "links.moderate.notYet.approve",
+        ModerationAction::Reject => "links.moderate.notYet.reject",
+        ModerationAction::Spam => "links.moderate.notYet.spam",
+    };
+    let content = html! {
+        p { (lang.text(not_yet, &[])) " " (sent_to) }
+        (comment_details(site, lang, comment))
+        form method="post" {
+            button type="submit" { (lang.text(button_label(link.action), &[])) }
+        }
+        (queue_link(site, lang))
+    };
+    let title = lang.text(question_title(link.action), &[]);
+    page(site, lang, StatusCode::OK, &title, content)
 }
 
 /// What a moderator needs to decide: where, who (email included: moderators
 /// may see it), when, the status now, and the text as written.
-fn comment_details(site: &Site, comment: &Comment) -> Markup {
+fn comment_details(site: &Site, lang: Lang, comment: &Comment) -> Markup {
+    let label = |key: &str| lang.text(key, &[]);
+    let status = match comment.status {
+        Status::Pending => "links.status.pending",
+        Status::Approved => "links.status.approved",
+        Status::Rejected => "links.status.rejected",
+        Status::Spam => "links.status.spam",
+    };
     html! {
         dl {
-            dt { "Page" }
+            dt { (label("links.details.page")) }
             dd { (page_link(site, &comment.uri)) }
-            dt { "Name" }
+            dt { (label("links.details.name")) }
             dd { (comment.name) }
-            dt { "Email" }
+            dt { (label("links.details.email")) }
             dd { (comment.email) }
             @if let Some(website) = &comment.website {
-                dt { "Website" }
+                dt { (label("links.details.website")) }
                 // Shown, not linked: a moderator should not be sent there from here.
                 dd { (website) }
             }
-            dt { "Posted" }
+            dt { (label("links.details.posted")) }
             dd { (when(comment.created_at)) }
             @if let Some(parent) = comment.parent_id {
-                dt { "In reply to" }
-                dd { "comment " (parent) }
+                dt { (label("links.details.inReplyTo")) }
+                dd { (lang.text("links.details.parentComment", &[("id", &parent.to_string())])) }
             }
-            dt { "Status now" }
-            dd { (comment.status.as_str()) }
+            dt { (label("links.details.status")) }
+            dd { (label(status)) }
         }
-        h2 { "Comment" }
-        blockquote {
+        h2 { (label("links.details.comment")) }
+        // The comment keeps the direction of its own text, whatever the page's.
+        blockquote dir="auto" {
             // The Markdown as written, as text: paragraphs and line breaks kept.
             @for paragraph in comment.body.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
                 p {
@@ -263,118 +351,92 @@ fn comment_details(site: &Site, comment: &Comment) -> Markup {
 }
 
 /// The page a confirmation link opens.
-fn subscription_question(site: &Site, subscription: &SubscriptionRecord) -> Response {
+fn subscription_question(site: &Site, lang: Lang, subscription: &SubscriptionRecord) -> Response {
     let content = html! {
         p {
-            "Send an email to " strong { (subscription.email) }
-            " when a reply to your comment on " (page_link(site, &subscription.uri)) " is published?"
+            (lang.html("links.subscribe.question.text", &[
+                ("email", html! { strong { (subscription.email) } }),
+                ("page", page_link(site, &subscription.uri)),
+            ]))
         }
-        p { "Nothing is sent to this address until you confirm. Every email has a link to stop them." }
+        p { (lang.text("links.subscribe.question.note", &[])) }
         form method="post" {
-            button type="submit" { "Yes, send me replies" }
+            button type="submit" { (lang.text("links.subscribe.button", &[])) }
         }
     };
-    page(site, StatusCode::OK, "Confirm replies by email", content)
+    let title = lang.text("links.subscribe.question.title", &[]);
+    page(site, lang, StatusCode::OK, &title, content)
 }
 
 fn question_title(action: ModerationAction) -> &'static str {
     match action {
-        ModerationAction::Approve => "Approve this comment?",
-        ModerationAction::Reject => "Reject this comment?",
-        ModerationAction::Spam => "Mark this comment as spam?",
+        ModerationAction::Approve => "links.moderate.question.approve",
+        ModerationAction::Reject => "links.moderate.question.reject",
+        ModerationAction::Spam => "links.moderate.question.spam",
     }
 }
 
 fn button_label(action: ModerationAction) -> &'static str {
     match action {
-        ModerationAction::Approve => "Approve",
-        ModerationAction::Reject => "Reject",
-        ModerationAction::Spam => "Mark as spam",
-    }
-}
-
-fn done_word(action: ModerationAction) -> &'static str {
-    match action {
-        ModerationAction::Approve => "approved",
-        ModerationAction::Reject => "rejected",
-        ModerationAction::Spam => "marked as spam",
+        ModerationAction::Approve => "links.moderate.button.approve",
+        ModerationAction::Reject => "links.moderate.button.reject",
+        ModerationAction::Spam => "links.moderate.button.spam",
     }
 }
 
 fn done_title(action: ModerationAction) -> &'static str {
     match action {
-        ModerationAction::Approve => "Approved",
-        ModerationAction::Reject => "Rejected",
-        ModerationAction::Spam => "Marked as spam",
+        ModerationAction::Approve => "links.moderate.done.approve",
+        ModerationAction::Reject => "links.moderate.done.reject",
+        ModerationAction::Spam => "links.moderate.done.spam",
     }
 }
 
 /// Why nothing was done, as a page with the status of API.md: 400 for a
 /// link that is not genuine (or not for this page), 410 for an expired or
 /// used one, 404 when what it names is gone.
-fn refusal_page(site: &Site, kind: LinkKind, refusal: LinkRefusal) -> Response {
-    let (status, title, explanation): (StatusCode, &str, &str) = match &refusal {
-        LinkRefusal::Invalid(error @ (LinkError::Malformed | LinkError::BadSignature)) => (
-            error.status(),
-            "This link is not valid",
-            "It may have been cut short or changed on its way, or it was made before the \
-             service's link key was replaced. Check that you opened the whole link from the email.",
-        ),
-        LinkRefusal::Invalid(error @ LinkError::Expired) => (
-            error.status(),
-            "This link has expired",
-            "Links in emails work for a limited time.",
-        ),
-        LinkRefusal::WrongPurpose => (
-            StatusCode::BAD_REQUEST,
-            "This link is not for this page",
-            "It was made for another purpose. Open the link exactly as the email gives it.",
-        ),
-        LinkRefusal::Used => (
-            StatusCode::GONE,
-            "This link has already been used",
-            "Each of these links works once.",
-        ),
+fn refusal_page(site: &Site, lang: Lang, kind: LinkKind, refusal: LinkRefusal) -> Response {
+    let (status, reason): (StatusCode, &str) = match &refusal {
+        LinkRefusal::Invalid(error @ (LinkError::Malformed | LinkError::BadSignature)) => {
+            (error.status(), "invalid")
+        }
+        LinkRefusal::Invalid(error @ LinkError::Expired) => (error.status(), "expired"),
+        LinkRefusal::WrongPurpose => (StatusCode::BAD_REQUEST, "wrongPurpose"),
+        LinkRefusal::Used => (StatusCode::GONE, "used"),
         LinkRefusal::Gone => match kind {
-            LinkKind::Moderation => (
-                StatusCode::NOT_FOUND,
-                "This comment no longer exists",
-                "It has been deleted.",
-            ),
-            LinkKind::Subscription | LinkKind::Unsubscribe => (
-                StatusCode::NOT_FOUND,
-                "This subscription no longer exists",
-                "It has ended, or the comment it was for has been deleted.",
-            ),
+            LinkKind::Moderation => (StatusCode::NOT_FOUND, "commentGone"),
+            LinkKind::Subscription | LinkKind::Unsubscribe => (StatusCode::NOT_FOUND, "subscriptionGone"),
         },
-        LinkRefusal::Store(error) => return store_error_page(site, error),
+        LinkRefusal::Store(error) => return store_error_page(site, lang, error),
     };
+    let title = lang.text(&format!("links.refusal.{reason}.title"), &[]);
     let content = html! {
-        p { (explanation) " Nothing was changed." }
+        p {
+            (lang.text(&format!("links.refusal.{reason}.text"), &[]))
+            " "
+            (lang.text("links.refusal.nothingChanged", &[]))
+        }
         @if kind == LinkKind::Moderation {
-            (queue_link(site))
+            (queue_link(site, lang))
         }
     };
-    page(site, status, title, content)
+    page(site, lang, status, &title, content)
 }
 
 /// The database failed: 503 (try again) or 500 (logged, nothing shown).
-fn store_error_page(site: &Site, error: &StoreError) -> Response {
+fn store_error_page(site: &Site, lang: Lang, error: &StoreError) -> Response {
     let (status, title) = match error {
         StoreError::Unavailable(source) => {
             tracing::warn!(error = ?source, "database unavailable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The service is unavailable for a moment",
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, "links.failure.unavailable.title")
         }
         StoreError::Other(source) => {
             tracing::error!(error = ?source, "request failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")
+            (StatusCode::INTERNAL_SERVER_ERROR, "links.failure.internal.title")
         }
     };
-    let content = html! { p { "Nothing was changed. Please try again in a moment." } };
-    let mut response = page(site, status, title, content);
+    let content = html! { p { (lang.text("links.failure.tryAgain", &[])) } };
+    let mut response = page(site, lang, status, &lang.text(title, &[]), content);
     if status == StatusCode::SERVICE_UNAVAILABLE {
         response
             .headers_mut()
@@ -384,9 +446,10 @@ fn store_error_page(site: &Site, error: &StoreError) -> Response {
 }
 
 /// A body that could not be read (too large, broken off): its status, as a page.
-fn body_error_page(site: &Site, error: ApiError) -> Response {
-    let content = html! { p { (error.to_string()) ". Nothing was changed." } };
-    page(site, error.status(), "The request could not be read", content)
+fn body_error_page(site: &Site, lang: Lang, error: ApiError) -> Response {
+    let content = html! { p { (lang.text("links.failure.unreadable.text", &[])) } };
+    let title = lang.text("links.failure.unreadable.title", &[]);
+    page(site, lang, error.status(), &title, content)
 }
 
 /// A link to the blog page of a thread, showing its uri.
@@ -394,22 +457,23 @@ fn page_link(site: &Site, uri: &str) -> Markup {
     html! { a href=(site.page_url(uri)) { (uri) } }
 }
 
-fn queue_link(site: &Site) -> Markup {
-    html! { p { a href=(site.public_link("/admin")) { "Open the moderation queue" } } }
+fn queue_link(site: &Site, lang: Lang) -> Markup {
+    html! { p { a href=(site.public_link("/admin")) { (lang.text("links.queue", &[])) } } }
 }
 
-/// A time as people read it, in UTC.
+/// A time as people read it, in UTC. The same numeric form in every
+/// language (ISO 8601's order, which every reader can parse).
 fn when(at: OffsetDateTime) -> String {
     at.format(format_description!("[year]-[month]-[day] [hour]:[minute] UTC"))
         .unwrap_or_else(|_| at.to_string())
 }
 
-/// The one layout of these pages (language, title, one `h1`, no script, no
-/// inline style), with the strict headers.
-fn page(site: &Site, status: StatusCode, title: &str, content: Markup) -> Response {
+/// The one layout of these pages (language and direction, title, one `h1`,
+/// no script, no inline style), with the strict headers.
+fn page(site: &Site, lang: Lang, status: StatusCode, title: &str, content: Markup) -> Response {
     let markup = html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang=(lang.tag()) dir=(lang.dir()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -433,5 +497,7 @@ fn page(site: &Site, status: StatusCode, title: &str, content: Markup) -> Respon
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-robots-tag", HeaderValue::from_static("noindex"));
+    // The language follows `Accept-Language`: caches must key on it.
+    headers.insert(VARY, HeaderValue::from_static("accept-language"));
     response
 }

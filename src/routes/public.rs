@@ -10,11 +10,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use maud::{DOCTYPE, Markup, html};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use warp::Filter;
 use warp::filters::BoxedFilter;
-use warp::http::header::{CACHE_CONTROL, ETAG, LOCATION, REFERER, VARY};
+use warp::http::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, ETAG, LOCATION, REFERER, VARY};
 use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 
@@ -27,6 +28,7 @@ use crate::comments;
 use crate::config::Site;
 use crate::domain::{CommentId, PublicComment, Status, ThreadUri};
 use crate::error::{ApiError, respond};
+use crate::i18n::Lang;
 use crate::state::AppState;
 use crate::thread_cache::CachedPage;
 
@@ -117,17 +119,27 @@ fn submit(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(client_ip(state))
         .and(warp::header::headers_cloned())
         .and(limited_body())
-        .then(|state, client, headers: HeaderMap, body| async move {
-            let wants_page = prefers_html(&headers);
-            match submit_comment(state, client, headers, body).await {
-                Ok(response) => response,
-                // A browser posting the plain form (no JavaScript) gets a page
-                // it can show, with the same status; everyone else gets JSON.
-                Err(error) if wants_page => error_page(error),
-                Err(error) => error.into_response(),
-            }
-        })
+        .then(
+            |state: Arc<AppState>, client, headers: HeaderMap, body| async move {
+                let wants_page = prefers_html(&headers);
+                let lang = page_lang(&headers, state.lang);
+                match submit_comment(state, client, headers, body).await {
+                    Ok(response) => response,
+                    // A browser posting the plain form (no JavaScript) gets a page
+                    // it can show, with the same status; everyone else gets JSON.
+                    Err(error) if wants_page => error_page(error, lang),
+                    Err(error) => error.into_response(),
+                }
+            },
+        )
         .boxed()
+}
+
+/// The language of a page answering this request: its `Accept-Language`,
+/// else the configured language.
+fn page_lang(headers: &HeaderMap, fallback: Lang) -> Lang {
+    let accept = headers.get(ACCEPT_LANGUAGE).and_then(|value| value.to_str().ok());
+    Lang::negotiate(accept, fallback)
 }
 
 /// True for a form post from a browser navigating (no JavaScript): it sent a
@@ -140,31 +152,47 @@ fn prefers_html(headers: &HeaderMap) -> bool {
     accepts_html && SubmissionFormat::from_headers(headers).ok() == Some(SubmissionFormat::Form)
 }
 
-/// The error as a small page: what went wrong, field by field, and a way back.
-fn error_page(error: ApiError) -> Response {
+/// The error as a small page in the reader's language: what went wrong,
+/// field by field, and a way back.
+fn error_page(error: ApiError, lang: Lang) -> Response {
     let status = error.status();
-    let mut items = String::new();
-    match &error {
-        ApiError::Validation(fields) => {
-            for (field, message) in fields {
-                items.push_str(&format!(
-                    "<li><strong>{}</strong> {}</li>",
-                    ammonia::clean_text(field),
-                    ammonia::clean_text(message)
-                ));
-            }
+    let items: Vec<Markup> = match &error {
+        ApiError::Validation(fields) => fields
+            .iter()
+            .map(|(field, message)| {
+                let label = html! { strong { (field_label(lang, field)) } };
+                match field_problem(message) {
+                    (key, Some(count)) => lang.html_count(key, count, &[("field", label)]),
+                    (key, None) => lang.html(key, &[("field", label)]),
+                }
+            })
+            .collect(),
+        ApiError::RateLimited { retry_after_secs } => {
+            vec![lang.html_count("form.failure.rateLimited", *retry_after_secs, &[])]
         }
-        other => items.push_str(&format!("<li>{}</li>", ammonia::clean_text(&other.to_string()))),
-    }
+        ApiError::PayloadTooLarge { .. } => vec![lang.html("form.failure.tooLarge", &[])],
+        ApiError::BadRequest(_) | ApiError::UnsupportedMediaType { .. } => {
+            vec![lang.html("form.failure.unreadable", &[])]
+        }
+        ApiError::Unavailable(_) => vec![lang.html("form.failure.unavailable", &[])],
+        _ => vec![lang.html("form.failure.internal", &[])],
+    };
     let retry = match &error {
         ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
         _ => None,
     };
-    let page = format!(
-        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width\"><title>Comment not sent</title>\
-         <p>Your comment was not sent:</p><ul>{items}</ul>\
-         <p>Go back, correct it and send it again.</p></html>"
+    let page = small_page(
+        lang,
+        &lang.text("form.failed.title", &[]),
+        html! {
+            p { (lang.text("form.failed.intro", &[])) }
+            ul {
+                @for item in items {
+                    li { (item) }
+                }
+            }
+            p { (lang.text("form.failed.retry", &[])) }
+        },
     );
     let mut response = warp::reply::with_status(warp::reply::html(page), status).into_response();
     let headers = response.headers_mut();
@@ -176,6 +204,84 @@ fn error_page(error: ApiError) -> Response {
         headers.insert(warp::http::header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
+}
+
+/// The form pages' layout: language and direction, a title, no style.
+fn small_page(lang: Lang, title: &str, content: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang=(lang.tag()) dir=(lang.dir()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width";
+                title { (title) }
+            }
+            body { (content) }
+        }
+    }
+    .into_string()
+}
+
+/// A submission field as the form's reader knows it.
+fn field_label(lang: Lang, field: &str) -> String {
+    let key = match field {
+        "uri" => "form.field.uri",
+        "name" => "form.field.name",
+        "email" => "form.field.email",
+        "website" => "form.field.website",
+        "body" => "form.field.body",
+        "parent_id" => "form.field.parentId",
+        "notify" => "form.field.notify",
+        "lang" => "form.field.lang",
+        other => return other.to_owned(),
+    };
+    lang.text(key, &[])
+}
+
+/// The catalog message (and its number, for the plural ones) that says what
+/// the validation message of a field says. The domain's parsers word their
+/// messages in English for the JSON API; the form page says the same in the
+/// reader's language. A message not recognized here is shown as "not valid"
+/// (the unit test below keeps every parser's messages recognized).
+fn field_problem(message: &str) -> (&'static str, Option<u64>) {
+    let number = |text: &str| {
+        text.split(|c: char| !c.is_ascii_digit())
+            .find(|part| !part.is_empty())
+            .and_then(|digits| digits.parse::<u64>().ok())
+    };
+    if message.starts_with("is required") {
+        ("form.problem.required", None)
+    } else if message.starts_with("must be at most ") && message.ends_with(" characters") {
+        match number(message) {
+            Some(max) => ("form.problem.tooLong", Some(max)),
+            None => ("form.problem.invalid", None),
+        }
+    } else if message.starts_with("must not contain bidirectional") {
+        ("form.problem.directionControls", None)
+    } else if message == "must not contain control characters" {
+        ("form.problem.controlCharacters", None)
+    } else if message == "must be a valid email address" {
+        ("form.problem.email", None)
+    } else if message == "must be an absolute http or https URL" {
+        ("form.problem.url", None)
+    } else if message.starts_with("must be a path") || message.contains("whitespace") {
+        ("form.problem.path", None)
+    } else if message.starts_with("is nested too deeply") {
+        match number(message) {
+            Some(max) => ("form.problem.tooDeep", Some(max)),
+            None => ("form.problem.invalid", None),
+        }
+    } else if message.starts_with("renders to too much HTML") {
+        ("form.problem.tooMuchFormatting", None)
+    } else if message.starts_with("says nothing") {
+        ("form.problem.noText", None)
+    } else if message.starts_with("must be an approved comment") {
+        ("form.problem.parent", None)
+    } else if message.contains("BCP 47") {
+        ("form.problem.language", None)
+    } else {
+        ("form.problem.invalid", None)
+    }
 }
 
 /// The 202 answer: the comment as the public will see it once approved.
@@ -209,15 +315,21 @@ async fn submit_comment(
             },
             StatusCode::ACCEPTED,
         )),
-        SubmissionFormat::Form => Ok(form_success(&headers, &state.allowed_origins, &state.site)),
+        SubmissionFormat::Form => Ok(form_success(
+            &headers,
+            &state.allowed_origins,
+            &state.site,
+            page_lang(&headers, state.lang),
+        )),
     }
 }
 
 /// A plain form post goes back to the page it came from (its `Referer`), but
 /// only when that page's origin (scheme, host and port) is an allowed origin
 /// or the public URL's; otherwise a small page says what happened. Never a
-/// redirect anywhere else, whatever the `Host` header says.
-fn form_success(headers: &HeaderMap, allowed_origins: &[String], site: &Site) -> Response {
+/// redirect anywhere else, whatever the `Host` header says. The page is in
+/// `lang`.
+fn form_success(headers: &HeaderMap, allowed_origins: &[String], site: &Site, lang: Lang) -> Response {
     let back = headers
         .get(REFERER)
         .and_then(|value| value.to_str().ok())
@@ -234,12 +346,13 @@ fn form_success(headers: &HeaderMap, allowed_origins: &[String], site: &Site) ->
         response.headers_mut().insert(LOCATION, location);
         return response;
     }
-    let page = warp::reply::html(concat!(
-        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">",
-        "<meta name=\"viewport\" content=\"width=device-width\">",
-        "<title>Comment received</title>",
-        "<p>Thank you. Your comment is awaiting moderation.</p>",
-        "<p>You can go back to the page you came from.</p></html>"
+    let page = warp::reply::html(small_page(
+        lang,
+        &lang.text("form.received.title", &[]),
+        html! {
+            p { (lang.text("form.received.thanks", &[])) }
+            p { (lang.text("form.received.back", &[])) }
+        },
     ));
     let mut response = warp::reply::with_status(page, StatusCode::ACCEPTED).into_response();
     response.headers_mut().insert(
@@ -460,7 +573,7 @@ mod tests {
         let allowed = vec!["https://blog.example".to_owned()];
         let mut headers = HeaderMap::new();
         headers.insert(REFERER, "https://blog.example/post/1".parse().unwrap());
-        let response = form_success(&headers, &allowed, &site);
+        let response = form_success(&headers, &allowed, &site, Lang::En);
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         assert_eq!(response.headers()[LOCATION], "https://blog.example/post/1");
 
@@ -472,12 +585,15 @@ mod tests {
             "https://blog.example:8443/post/1",
         ] {
             headers.insert(REFERER, elsewhere.parse().unwrap());
-            let response = form_success(&headers, &allowed, &site);
+            let response = form_success(&headers, &allowed, &site, Lang::En);
             assert_eq!(response.status(), StatusCode::ACCEPTED, "{elsewhere}");
         }
         // With no allow-list there is nothing to trust a Referer against…
         headers.insert(REFERER, "https://blog.example/post/1".parse().unwrap());
-        assert_eq!(form_success(&headers, &[], &site).status(), StatusCode::ACCEPTED);
+        assert_eq!(
+            form_success(&headers, &[], &site, Lang::En).status(),
+            StatusCode::ACCEPTED
+        );
     }
 
     /// Found when the service was tried as an attacker would: `Host:
@@ -488,18 +604,83 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("host", "evil.example".parse().unwrap());
         headers.insert(REFERER, "https://evil.example/phish".parse().unwrap());
-        assert_eq!(form_success(&headers, &[], &site).status(), StatusCode::ACCEPTED);
+        assert_eq!(
+            form_success(&headers, &[], &site, Lang::En).status(),
+            StatusCode::ACCEPTED
+        );
         headers.insert(REFERER, "http://evil.example/phish".parse().unwrap());
-        assert_eq!(form_success(&headers, &[], &site).status(), StatusCode::ACCEPTED);
+        assert_eq!(
+            form_success(&headers, &[], &site, Lang::En).status(),
+            StatusCode::ACCEPTED
+        );
 
         // A page of the service itself (the demo) is safe to go back to.
         headers.insert(REFERER, "https://comments.example/demo".parse().unwrap());
-        let response = form_success(&headers, &[], &site);
+        let response = form_success(&headers, &[], &site, Lang::En);
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         assert_eq!(response.headers()[LOCATION], "https://comments.example/demo");
         // …but not the same host over another scheme.
         headers.insert(REFERER, "http://comments.example/demo".parse().unwrap());
-        assert_eq!(form_success(&headers, &[], &site).status(), StatusCode::ACCEPTED);
+        assert_eq!(
+            form_success(&headers, &[], &site, Lang::En).status(),
+            StatusCode::ACCEPTED
+        );
+    }
+
+    /// Every message the domain's parsers and the use cases give a field is
+    /// recognized, so the form page says it in the reader's language.
+    #[test]
+    fn every_field_message_has_its_catalog_message() {
+        use crate::domain::{AuthorName, CommentBody, Email, LanguageTag, ThreadUri, Website};
+        let cases: Vec<(String, &str)> = vec![
+            (AuthorName::parse("").unwrap_err(), "form.problem.required"),
+            (
+                AuthorName::parse("\u{200B}").unwrap_err(),
+                "form.problem.required",
+            ),
+            (
+                AuthorName::parse(&"x".repeat(81)).unwrap_err(),
+                "form.problem.tooLong",
+            ),
+            (
+                AuthorName::parse("a\u{7}b").unwrap_err(),
+                "form.problem.controlCharacters",
+            ),
+            (
+                AuthorName::parse("a\u{202E}b").unwrap_err(),
+                "form.problem.directionControls",
+            ),
+            (Email::parse("nope").unwrap_err(), "form.problem.email"),
+            (Website::parse("ftp://x.example").unwrap_err(), "form.problem.url"),
+            (ThreadUri::parse("posts").unwrap_err(), "form.problem.path"),
+            (ThreadUri::parse("/a b").unwrap_err(), "form.problem.path"),
+            (CommentBody::parse("**  **").unwrap_err(), "form.problem.noText"),
+            (
+                CommentBody::parse(&"> ".repeat(crate::domain::MAX_BODY_NESTING + 5)).unwrap_err(),
+                "form.problem.tooDeep",
+            ),
+            (LanguageTag::parse("no tag").unwrap_err(), "form.problem.language"),
+            (
+                crate::comments::CommentError::ParentNotApproved.to_string(),
+                "form.problem.parent",
+            ),
+            ("something new".to_owned(), "form.problem.invalid"),
+        ];
+        for (message, key) in cases {
+            assert_eq!(field_problem(&message).0, key, "{message}");
+        }
+        assert_eq!(
+            field_problem("must be at most 80 characters"),
+            ("form.problem.tooLong", Some(80))
+        );
+    }
+
+    #[test]
+    fn form_pages_speak_the_readers_language() {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT_LANGUAGE, "he-IL,he;q=0.9,en;q=0.5".parse().unwrap());
+        assert_eq!(page_lang(&headers, Lang::En), Lang::He);
+        assert_eq!(page_lang(&HeaderMap::new(), Lang::Fr), Lang::Fr);
     }
 
     fn service_at(public_url: &str) -> Site {

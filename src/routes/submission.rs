@@ -13,7 +13,7 @@ use warp::http::header::USER_AGENT;
 
 use super::filters::{media_type, strict_json};
 
-use crate::domain::{AuthorName, CommentBody, CommentId, Email, NewComment, ThreadUri, Website};
+use crate::domain::{AuthorName, CommentBody, CommentId, Email, LanguageTag, NewComment, ThreadUri, Website};
 use crate::error::{ApiError, FieldErrors, SUBMISSION_MEDIA_TYPES};
 
 /// Longest user agent kept for moderators; the rest is cut off.
@@ -52,6 +52,8 @@ struct RawSubmission {
     email: Option<String>,
     website: Option<String>,
     body: Option<String>,
+    /// The language of the reader's page, a BCP 47 tag (optional).
+    lang: Option<String>,
     parent_id: Option<CommentId>,
     /// `notify`: mail me when a reply to this comment is published.
     wants_replies: bool,
@@ -59,7 +61,7 @@ struct RawSubmission {
     type_errors: FieldErrors,
 }
 
-const STRING_FIELDS: [&str; 5] = ["uri", "name", "email", "website", "body"];
+const STRING_FIELDS: [&str; 6] = ["uri", "name", "email", "website", "body", "lang"];
 
 impl RawSubmission {
     fn from_json(body: &[u8]) -> Result<Self, ApiError> {
@@ -149,6 +151,7 @@ impl RawSubmission {
             "name" => &mut self.name,
             "email" => &mut self.email,
             "website" => &mut self.website,
+            "lang" => &mut self.lang,
             _ => &mut self.body,
         }
     }
@@ -168,6 +171,14 @@ impl RawSubmission {
                 None
             }
         };
+        let lang = match self.lang.as_deref().map(LanguageTag::parse_optional) {
+            None => None,
+            Some(Ok(lang)) => lang,
+            Some(Err(message)) => {
+                errors.entry("lang").or_insert(message);
+                None
+            }
+        };
         match (uri, name, email, body) {
             (Some(uri), Some(name), Some(email), Some(body)) if errors.is_empty() => Ok(NewComment {
                 uri,
@@ -179,6 +190,7 @@ impl RawSubmission {
                 ip: Some(client.to_string()),
                 user_agent,
                 wants_replies: self.wants_replies,
+                lang,
             }),
             _ => Err(ApiError::Validation(errors)),
         }
@@ -280,6 +292,35 @@ mod tests {
         assert_eq!(comment.website, None);
         assert_eq!(comment.parent_id, None);
         assert_eq!(comment.ip.as_deref(), Some("192.0.2.1"));
+    }
+
+    #[test]
+    fn the_page_language_is_optional_kept_canonical_and_checked() {
+        let json =
+            br#"{"uri": "/p/", "name": "Ada", "email": "a@example.org", "body": "hi", "lang": "pt-br"}"#;
+        let comment = parse_submission(SubmissionFormat::Json, json, client(), &HeaderMap::new()).unwrap();
+        assert_eq!(comment.lang.unwrap().as_str(), "pt-BR");
+        let form = b"uri=%2Fp%2F&name=Ada&email=a%40example.org&body=hi&lang=";
+        let comment = parse_submission(SubmissionFormat::Form, form, client(), &HeaderMap::new()).unwrap();
+        assert_eq!(comment.lang, None);
+        let bad =
+            br#"{"uri": "/p/", "name": "Ada", "email": "a@example.org", "body": "hi", "lang": "not a tag"}"#;
+        let errors = errors_of(parse_submission(
+            SubmissionFormat::Json,
+            bad,
+            client(),
+            &HeaderMap::new(),
+        ));
+        assert_eq!(errors.keys().copied().collect::<Vec<_>>(), ["lang"]);
+        let wrong_type =
+            br#"{"uri": "/p/", "name": "Ada", "email": "a@example.org", "body": "hi", "lang": 7}"#;
+        let errors = errors_of(parse_submission(
+            SubmissionFormat::Json,
+            wrong_type,
+            client(),
+            &HeaderMap::new(),
+        ));
+        assert_eq!(errors["lang"], "must be a string");
     }
 
     #[test]

@@ -190,6 +190,7 @@ mod tests {
             ip: None,
             user_agent: None,
             wants_replies: false,
+            lang: None,
         }
     }
 

@@ -71,7 +71,7 @@ impl Store {
             } else {
                 let mut sql = QueryBuilder::new(
                     "INSERT INTO comments (uri, parent_id, name, email, website, body, body_html, status, \
-                     created_at, ip, user_agent) ",
+                     created_at, ip, user_agent, lang) ",
                 );
                 sql.push_values(accepted, |mut row, &(comment, status)| {
                     row.push_bind(comment.uri.as_str())
@@ -84,7 +84,8 @@ impl Store {
                         .push_bind(status.as_str())
                         .push_bind(now)
                         .push_bind(comment.ip.as_deref())
-                        .push_bind(comment.user_agent.as_deref());
+                        .push_bind(comment.user_agent.as_deref())
+                        .push_bind(comment.lang.as_ref().map(|lang| lang.as_str()));
                 });
                 sql.push(concat!(" RETURNING ", comment_columns!()));
                 sql.build_query_as::<Comment>().fetch_all(&mut *connection).await?

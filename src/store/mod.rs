@@ -88,7 +88,7 @@ macro_rules! in_transaction {
 macro_rules! comment_columns {
     () => {
         "id, uri, parent_id, name, email, website, body, body_html, status, created_at, \
-         moderated_at, moderated_by, ip, user_agent"
+         moderated_at, moderated_by, ip, user_agent, lang"
     };
 }
 

@@ -388,7 +388,10 @@ async fn link_pages_carry_the_strict_headers_of_the_moderation_page_and_keep_tok
             assert_eq!(headers["cache-control"], "no-store");
             assert_eq!(headers["x-content-type-options"], "nosniff");
             let page = response.text().await.unwrap();
-            assert!(page.starts_with("<!DOCTYPE html><html lang=\"en\">"), "{page}");
+            assert!(
+                page.starts_with("<!DOCTYPE html><html lang=\"en\" dir=\"ltr\">"),
+                "{page}"
+            );
             assert_eq!(page.matches("<h1>").count(), 1, "{page}");
             assert!(page.contains("<title>"), "{page}");
             assert!(!page.contains("<script") && !page.contains("style="), "{page}");

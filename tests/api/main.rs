@@ -22,6 +22,7 @@ mod cli;
 mod cors;
 mod errors;
 mod instances;
+mod languages;
 mod links;
 mod moderation;
 mod notify_settings;

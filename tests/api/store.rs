@@ -18,6 +18,7 @@ fn new_comment(uri: &str, body: &str, parent_id: Option<i64>) -> NewComment {
         ip: None,
         user_agent: None,
         wants_replies: false,
+        lang: None,
     }
 }
 

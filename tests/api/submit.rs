@@ -437,8 +437,10 @@ async fn a_browser_posting_the_plain_form_gets_its_errors_as_a_page() {
                 .starts_with("text/html")
         );
         let page = response.text().await.unwrap();
-        for field in ["email", "body"] {
-            assert!(page.contains(&format!("<strong>{field}</strong>")), "{page}");
+        // Each failing field by the name the form shows (the page's language
+        // is English here: no Accept-Language, MARGINALIA_LANG's default).
+        for label in ["Email", "Comment"] {
+            assert!(page.contains(&format!("<strong>{label}</strong>")), "{page}");
         }
         assert!(!page.contains("<script>"), "{page}");
         assert!(

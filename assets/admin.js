@@ -1,5 +1,8 @@
 // marginalia moderation page (/admin). Plain script, no dependencies, loaded under a strict CSP.
 //
+// Its texts come from /admin/locales/TAG.json for the browser's language (else English): the
+// elements of admin.html name their message in data-i18n (data-i18n-aria-label, -placeholder).
+//
 // The token typed into the login form is traded for an HttpOnly, SameSite=Strict session cookie
 // (POST /api/admin/session) and never stored; every API call sends the session's CSRF token in
 // X-CSRF-Token. Comment text from readers is inserted as text; only the server-sanitized
@@ -10,8 +13,11 @@
   const $ = (id) => document.getElementById(id);
   const PAGE_SIZE = 50;
   const STATUSES = ['pending', 'approved', 'rejected', 'spam'];
-  const DONE = { approve: 'approved', reject: 'rejected', spam: 'marked as spam', delete: 'deleted' };
   const NEW_STATUS = { approve: 'approved', reject: 'rejected', spam: 'spam' };
+  // The languages of /admin/locales/TAG.json (as the widget's); ar and he are right to left.
+  const LANGS = ['en', 'de', 'fr', 'es', 'pt-BR', 'pt-PT', 'it', 'nl', 'pl', 'tr', 'ru', 'ar', 'he', 'ja', 'zh-Hans'];
+  const RTL = ['ar', 'he'];
+  const ALIAS = { pt: 'pt-BR', zh: 'zh-Hans', 'zh-cn': 'zh-Hans', 'zh-sg': 'zh-Hans' };
 
   let csrf = null;
   let filter = { status: 'pending', uri: '' };
@@ -20,8 +26,81 @@
   let next = null;
   const parents = new Map(); // id -> Promise<comment | null>
 
-  const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-  const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+  // Set by useLanguage() before anything is shown.
+  let catalog = {};
+  let plural = new Intl.PluralRules('en');
+  let number = new Intl.NumberFormat('en');
+  let dateFormat = new Intl.DateTimeFormat('en', { dateStyle: 'medium', timeStyle: 'short' });
+  let relative = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
+
+  // The first of the browser's languages with a catalog, by truncation (de-AT → de), else en.
+  function negotiate(tags) {
+    for (let tag of tags) {
+      try {
+        tag = Intl.getCanonicalLocales(String(tag))[0];
+      } catch {
+        continue;
+      }
+      for (let parts = tag.toLowerCase().split('-'); parts.length; parts.pop()) {
+        const part = parts.join('-');
+        const hit = LANGS.find((l) => l.toLowerCase() === part) || ALIAS[part];
+        if (hit) return [hit, tag];
+      }
+    }
+    return ['en', 'en'];
+  }
+
+  async function loadCatalog(lang) {
+    const r = await fetch(`/admin/locales/${lang}.json`, { credentials: 'same-origin' });
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    return r.json();
+  }
+
+  // The message `key` as a list of strings and nodes: {name} placeholders take vars.name (a node,
+  // a number formatted for the language, or text); a plural message picks its form for `count`.
+  function parts(key, vars = {}, count = vars.count) {
+    let message = catalog[key] ?? key;
+    if (typeof message === 'object') message = message[plural.select(count)] ?? message.other;
+    return String(message).split(/\{(\w+)\}/).map((part, i) => {
+      if (i % 2 === 0) return part;
+      const value = vars[part];
+      if (value == null) return `{${part}}`;
+      return typeof value === 'number' ? number.format(value) : value;
+    });
+  }
+  const t = (key, vars) => parts(key, vars).join('');
+
+  // Chooses the language, loads its catalog (English if that fails) and translates the page.
+  async function useLanguage() {
+    const [lang, locale] = negotiate(navigator.languages || [navigator.language]);
+    let shown = lang;
+    try {
+      catalog = await loadCatalog(lang);
+    } catch {
+      shown = 'en';
+      catalog = await loadCatalog('en').catch(() => ({}));
+    }
+    const intl = shown === lang ? locale : 'en';
+    plural = new Intl.PluralRules(shown);
+    number = new Intl.NumberFormat(intl);
+    dateFormat = new Intl.DateTimeFormat(intl, { dateStyle: 'medium', timeStyle: 'short' });
+    relative = new Intl.RelativeTimeFormat(intl, { numeric: 'auto' });
+    document.documentElement.lang = shown;
+    document.documentElement.dir = RTL.includes(shown) ? 'rtl' : 'ltr';
+    document.title = t('pageTitle');
+    for (const el of document.querySelectorAll('[data-i18n]')) {
+      if (!catalog[el.dataset.i18n]) continue; // keep the English of the page
+      // Child elements marked data-slot="name" stand for {name} in the message.
+      const slots = Object.fromEntries([...el.querySelectorAll('[data-slot]')].map((c) => [c.dataset.slot, c]));
+      el.replaceChildren(...parts(el.dataset.i18n, slots));
+    }
+    for (const attr of ['aria-label', 'placeholder']) {
+      for (const el of document.querySelectorAll(`[data-i18n-${attr}]`)) {
+        const key = el.getAttribute(`data-i18n-${attr}`);
+        if (catalog[key]) el.setAttribute(attr, t(key));
+      }
+    }
+  }
 
   function h(tag, props, ...kids) {
     const el = document.createElement(tag);
@@ -72,11 +151,11 @@
         cache: 'no-store',
       });
     } catch {
-      throw new Offline('The server could not be reached. Check your connection and try again.');
+      throw new Offline(t('offline'));
     }
     const data = r.status === 204 ? null : await r.json().catch(() => null);
     if (r.status === 401 && csrf && path !== '/api/admin/session') {
-      showLogin('Your session has ended. Please log in again.');
+      showLogin(t('sessionEnded'));
     }
     return { ok: r.ok, status: r.status, data, retryAfter: parseInt(r.headers.get('Retry-After'), 10) || 0 };
   }
@@ -93,7 +172,7 @@
     for (const id of ['queue', 'logout', 'who', 'pending-count']) $(id).hidden = true;
     $('login').hidden = false;
     $('login-error').textContent = notice || '';
-    document.title = 'Moderation · marginalia';
+    document.title = t('pageTitle');
     $('token').focus();
   }
 
@@ -101,7 +180,7 @@
     csrf = session.csrf_token;
     $('login').hidden = true;
     for (const id of ['queue', 'logout', 'who', 'pending-count']) $(id).hidden = false;
-    $('who').textContent = `Logged in as ${session.moderator}`;
+    $('who').textContent = t('loggedInAs', { name: session.moderator });
     readHash();
     refreshStats();
     loadNotifications();
@@ -116,7 +195,7 @@
     const error = $('login-error');
     const token = input.value.trim();
     if (!token) {
-      error.textContent = 'Enter your moderator token.';
+      error.textContent = t('tokenMissing');
       input.focus();
       return;
     }
@@ -129,12 +208,12 @@
         input.value = '';
         loggedIn(res.data, true);
       } else if (res.status === 401) {
-        error.textContent = 'That token is not valid.';
+        error.textContent = t('tokenInvalid');
         input.select();
       } else if (res.status === 429) {
-        error.textContent = `Too many failed attempts. Try again in ${res.retryAfter || 60} seconds.`;
+        error.textContent = t('tooManyAttempts', { count: res.retryAfter || 60 });
       } else {
-        error.textContent = `Logging in failed: ${message(res)}.`;
+        error.textContent = t('loginFailed', { message: message(res) });
       }
     } catch (e) {
       error.textContent = e.message;
@@ -147,7 +226,7 @@
     try {
       await api('DELETE', '/api/admin/session');
     } catch { /* the cookie is dropped below either way */ }
-    showLogin('You are logged out.');
+    showLogin(t('loggedOut'));
   }
 
   // ------------------------------------------------------------------ stats
@@ -157,8 +236,8 @@
       const res = await api('GET', '/api/admin/stats');
       if (!res.ok || !res.data) return;
       const n = res.data.pending;
-      $('pending-number').textContent = String(n);
-      document.title = (n ? `(${n}) ` : '') + 'Moderation · marginalia';
+      $('pending-count').replaceChildren(...parts('pendingCount', { count: h('span', { id: 'pending-number' }, number.format(n)) }, n));
+      document.title = (n ? `(${number.format(n)}) ` : '') + t('pageTitle');
     } catch { /* shown again on the next refresh */ }
   }
 
@@ -177,7 +256,7 @@
     const uri = $('filter-uri').value.trim();
     const error = $('filter-error');
     if (uri && (uri[0] !== '/' || /[\s\u0000-\u001f\u007f-\u009f]/.test(uri) || [...uri].length > 500)) {
-      error.textContent = 'A page is a path starting with / and without spaces, such as /2024/hello/.';
+      error.textContent = t('filterPageInvalid');
       $('filter-uri').setAttribute('aria-invalid', 'true');
       $('filter-uri').focus();
       return;
@@ -191,8 +270,8 @@
   }
 
   async function loadList(append) {
-    const title = `${filter.status[0].toUpperCase()}${filter.status.slice(1)} comments` + (filter.uri ? ` on ${filter.uri}` : '');
-    $('queue-title').textContent = title;
+    const status = filter.status[0].toUpperCase() + filter.status.slice(1);
+    $('queue-title').textContent = t(`title${status}${filter.uri ? 'On' : ''}`, { uri: filter.uri });
     const query = new URLSearchParams({ status: filter.status, limit: PAGE_SIZE });
     if (filter.uri) query.set('uri', filter.uri);
     if (append && next) query.set('after', next);
@@ -201,7 +280,7 @@
       const res = await api('GET', '/api/admin/comments?' + query);
       if (!csrf) return;
       if (!res.ok) {
-        say(`The comments could not be loaded: ${message(res)}.`, true);
+        say(t('loadFailed', { message: message(res) }), true);
         return;
       }
       if (!append) {
@@ -236,26 +315,26 @@
   }
 
   function addItem(c) {
-    const check = h('input', { type: 'checkbox', class: 'select', 'aria-label': `Select comment ${c.id} by ${c.name}` });
+    const check = h('input', { type: 'checkbox', class: 'select', 'aria-label': t('selectComment', { id: String(c.id), name: c.name }) });
     const website = c.website ? h('a', { href: c.website, rel: 'nofollow noopener noreferrer', target: '_blank' }, c.website) : null;
-    const moderated = c.moderated_at ? [timeEl(c.moderated_at), c.moderated_by ? ` by ${c.moderated_by}` : ''] : [];
-    const parentBox = c.parent_id != null ? h('div', { class: 'parent' }, h('p', { class: 'parent-label muted' }, `In reply to comment ${c.parent_id} (loading…)`)) : null;
-    const actions = h('div', { class: 'actions', role: 'group', 'aria-label': `Moderate comment ${c.id}` },
-      ...['approve', 'reject', 'spam', 'delete'].map((act) => h('button', { type: 'button', class: `act ${act}`, 'data-act': act },
-        act === 'spam' ? 'Spam' : act[0].toUpperCase() + act.slice(1))));
+    const moderated = !c.moderated_at ? []
+      : c.moderated_by ? parts('moderatedBy', { time: timeEl(c.moderated_at), name: c.moderated_by }) : [timeEl(c.moderated_at)];
+    const parentBox = c.parent_id != null ? h('div', { class: 'parent' }, h('p', { class: 'parent-label muted' }, t('parentLoading', { id: String(c.parent_id) }))) : null;
+    const actions = h('div', { class: 'actions', role: 'group', 'aria-label': t('moderateComment', { id: String(c.id) }) },
+      ...['approve', 'reject', 'spam', 'delete'].map((act) => h('button', { type: 'button', class: `act ${act}`, 'data-act': act }, t(act))));
     const li = h('li', { class: `item status-${c.status}`, tabindex: '-1', 'data-id': c.id, 'aria-labelledby': `c${c.id}-title` },
       h('div', { class: 'head' },
         check,
         h('h3', { id: `c${c.id}-title` }, h('span', { class: 'name' }, c.name), h('span', { class: 'id muted' }, ` #${c.id}`)),
-        h('span', { class: `badge ${c.status}` }, c.status)),
+        h('span', { class: `badge ${c.status}` }, t('status' + c.status[0].toUpperCase() + c.status.slice(1)))),
       h('dl', { class: 'meta' },
-        ...field('Email', c.email ? h('a', { href: `mailto:${c.email}` }, c.email) : null),
-        ...field('Website', website),
-        ...field('Page', c.uri ? h('code', {}, c.uri) : null),
-        ...field('Time', timeEl(c.created_at)),
-        ...field('IP', c.ip),
-        ...field('User agent', c.user_agent),
-        ...(moderated.length ? field('Moderated', ...moderated) : [])),
+        ...field(t('metaEmail'), c.email ? h('a', { href: `mailto:${c.email}` }, c.email) : null),
+        ...field(t('metaWebsite'), website),
+        ...field(t('metaPage'), c.uri ? h('code', {}, c.uri) : null),
+        ...field(t('metaTime'), timeEl(c.created_at)),
+        ...field(t('metaIp'), c.ip),
+        ...field(t('metaUserAgent'), c.user_agent),
+        ...(moderated.length ? field(t('metaModerated'), ...moderated) : [])),
       parentBox,
       body(c.body_html),
       actions);
@@ -282,18 +361,21 @@
     if (parent === undefined) parents.delete(id); // a network error: try again next time
     if (parent) {
       box.replaceChildren(
-        h('p', { class: 'parent-label muted' }, 'In reply to ', h('strong', {}, parent.name), ` (#${parent.id}, ${parent.status}):`),
+        h('p', { class: 'parent-label muted' }, ...parts('parentLabel', {
+          name: h('strong', {}, parent.name), id: String(parent.id),
+          status: t('status' + parent.status[0].toUpperCase() + parent.status.slice(1)),
+        })),
         body(parent.body_html, 'blockquote'));
     } else {
       box.replaceChildren(h('p', { class: 'parent-label muted' },
-        parent === null ? `In reply to comment #${id}, which no longer exists.` : `In reply to comment #${id} (it could not be loaded).`));
+        t(parent === null ? 'parentGone' : 'parentFailed', { id: String(id) })));
     }
   }
 
   function updateEmpty() {
     const empty = $('empty');
     empty.hidden = items.length > 0;
-    empty.textContent = filter.status === 'pending' ? 'Nothing to moderate. The queue is clear.' : 'No comments here.';
+    empty.textContent = t(filter.status === 'pending' ? 'emptyPending' : 'emptyOther');
   }
 
   function setCurrent(index, focus) {
@@ -345,15 +427,17 @@
 
   async function act(item, action) {
     if (!item || item.busy || !csrf) return;
-    if (action === 'delete' && !window.confirm(`Delete comment #${item.id} by ${item.comment.name} for good? This cannot be undone.`)) return;
+    const done = action[0].toUpperCase() + action.slice(1);
+    const vars = { id: String(item.id), name: item.comment.name };
+    if (action === 'delete' && !window.confirm(t('confirmDelete', vars))) return;
     const buttons = item.li.querySelectorAll('button');
     item.busy = true;
     buttons.forEach((b) => (b.disabled = true));
     try {
       const outcome = await request(item, action);
-      say(outcome === 'gone' ? `Comment #${item.id} no longer exists.` : `Comment #${item.id} by ${item.comment.name} ${DONE[action]}.`);
+      say(t(outcome === 'gone' ? 'commentGone' : `done${done}`, vars));
     } catch (e) {
-      say(`Comment #${item.id} could not be ${DONE[action]}: ${e.message}.`, true);
+      say(t(`fail${done}`, { ...vars, message: e.message }), true);
     } finally {
       item.busy = false;
       buttons.forEach((b) => (b.disabled = false));
@@ -374,7 +458,8 @@
         failed.push(`#${item.id} (${e.message})`);
       }
     }
-    say(`${done} ${done === 1 ? 'comment' : 'comments'} ${DONE[action]}.` + (failed.length ? ` Failed: ${failed.join(', ')}.` : ''), failed.length > 0);
+    const summary = t(action === 'approve' ? 'bulkApprove' : 'bulkReject', { count: done });
+    say(failed.length ? `${summary} ${t('bulkFailed', { list: failed.join(', ') })}` : summary, failed.length > 0);
     refreshStats();
     updateSelection();
   }
@@ -383,12 +468,12 @@
   async function recheck() {
     const res = await api('GET', '/api/admin/session').catch(() => null);
     if (res && res.ok && res.data) csrf = res.data.csrf_token;
-    else showLogin('Your session has ended. Please log in again.');
+    else showLogin(t('sessionEnded'));
   }
 
   function updateSelection() {
     const n = items.filter((item) => item.check.checked).length;
-    $('selected-count').textContent = `${n} selected`;
+    $('selected-count').textContent = t('selectedCount', { count: n });
     $('bulk-approve').disabled = n === 0;
     $('bulk-reject').disabled = n === 0;
     const all = $('select-all');
@@ -436,18 +521,21 @@
     const res = await api('GET', '/api/admin/notifications').catch(() => null);
     const list = $('notify-settings');
     if (!res || !res.ok || !res.data) {
-      list.replaceChildren(h('dt', {}, 'Settings'), h('dd', {}, 'could not be read'));
+      list.replaceChildren(h('dt', {}, t('settings')), h('dd', {}, t('settingsUnreadable')));
       return;
     }
     const s = res.data;
+    const mail = s.mail && {
+      server: s.mail.server, from: s.mail.from, security: s.mail.security === 'none' ? t('unencrypted') : s.mail.security,
+    };
     const rows = [
-      ['Mail', s.mail ? `${s.mail.server} (${s.mail.security === 'none' ? 'unencrypted' : s.mail.security}${s.mail.authenticated ? ', with login' : ''}) as ${s.mail.from}` : 'not configured (MARGINALIA_SMTP_URL)'],
-      ['Moderators mailed', s.moderators.length ? s.moderators.join(', ') : 'nobody (MARGINALIA_NOTIFY_EMAILS)'],
-      ['Single mails per hour', `${s.per_hour}, then one digest per hour`],
-      ['Links work for', `${Math.round(s.link_ttl_seconds / 3600)} hours`],
-      ['Webhooks', s.webhooks ? `${s.webhooks.hosts.join(', ')} (${s.webhooks.format})` : 'not configured (MARGINALIA_WEBHOOK_URLS)'],
+      ['settingMail', mail ? t(s.mail.authenticated ? 'mailValueLogin' : 'mailValue', mail) : t('notConfigured', { variable: 'MARGINALIA_SMTP_URL' })],
+      ['settingModerators', s.moderators.length ? s.moderators.join(', ') : t('nobody', { variable: 'MARGINALIA_NOTIFY_EMAILS' })],
+      ['settingPerHour', t('perHourValue', { number: s.per_hour })],
+      ['settingLinkTtl', t('linkTtlValue', { count: Math.round(s.link_ttl_seconds / 3600) })],
+      ['settingWebhooks', s.webhooks ? `${s.webhooks.hosts.join(', ')} (${s.webhooks.format})` : t('notConfigured', { variable: 'MARGINALIA_WEBHOOK_URLS' })],
     ];
-    list.replaceChildren(...rows.flatMap(([term, value]) => [h('dt', {}, term), h('dd', {}, value)]));
+    list.replaceChildren(...rows.flatMap(([term, value]) => [h('dt', {}, t(term)), h('dd', {}, value)]));
     $('test-mail').hidden = !s.mail;
   }
 
@@ -456,13 +544,13 @@
     const result = $('test-result');
     const to = $('test-to').value.trim();
     if (!to) {
-      result.textContent = 'Enter an address.';
+      result.textContent = t('testNoAddress');
       return;
     }
     try {
       const res = await api('POST', '/api/admin/notifications/test', { to });
       result.textContent = res.ok
-        ? `Queued. It should arrive at ${to} within a minute.`
+        ? t('testQueued', { to })
         : (res.data && res.data.fields && res.data.fields.to) || message(res);
     } catch (e) {
       result.textContent = e.message;
@@ -472,6 +560,9 @@
   // ------------------------------------------------------------------ start
 
   async function start() {
+    const session = api('GET', '/api/admin/session'); // asked for while the catalog loads
+    session.catch(() => {});
+    await useLanguage();
     $('login-form').addEventListener('submit', login);
     $('logout').addEventListener('click', logout);
     $('filters').addEventListener('submit', applyFilters);
@@ -488,11 +579,11 @@
       }
     });
     try {
-      const res = await api('GET', '/api/admin/session');
+      const res = await session;
       if (res.ok && res.data && res.data.csrf_token) loggedIn(res.data, false);
       else showLogin('');
-    } catch (e) {
-      showLogin(e.message);
+    } catch {
+      showLogin(t('offline'));
     }
   }
 

@@ -1,19 +1,12 @@
-/*! marginalia comment widget (served at /embed.js by the marginalia binary; MIT).
+/*! marginalia comment widget (served at /embed.js by the marginalia binary; MIT). Docs: docs/widget.md
  *
  * Embed:  <div id="marginalia-thread" data-uri="/path/"></div>
  *         <script src="https://COMMENTS_HOST/embed.js" defer></script>
  * Counts: <a data-marginalia-count="/path/"></a>  (any element; one request per 100 uris)
- *
- * Options (all optional):
- *   data-uri on the thread element      the thread key (default: location.pathname)
- *   data-page-size                      comments per page, for "Load more" (default: the server's)
- *   data-theme="light" | "dark"         force a scheme instead of following prefers-color-scheme
- *   data-<string-key> on the thread or script element, or window.marginaliaConfig =
- *     { uri, pageSize, lang, strings: { postComment: "Send", ... } }   override any entry of STRINGS
- *     (keys in camelCase for the config object, kebab-case as data attributes: data-post-comment)
- * Theme with CSS custom properties on #marginalia-thread or :root: --marginalia-text, -muted,
- *   -background, -surface, -border, -accent, -accent-text, -error, -pending, -focus, -font, -font-size, -radius,
- *   -padding.
+ * Options on the thread element (all optional): data-uri (default: the path), data-page-size,
+ *   data-theme="light"|"dark", data-lang (default: <html lang>, then the browser's), data-<message>
+ *   (data-post-comment="Send", data-comments-one: one plural form); or window.marginaliaConfig =
+ *   { uri, pageSize, lang, strings: { postComment: "Send", ... } }. Theme: --marginalia-* properties.
  *
  * Security: names, websites, dates and every other text go in as text; only the server's sanitized
  * body_html goes in as HTML, and even that passes a client-side allow-list first.
@@ -23,55 +16,57 @@
 
   // Where this script came from (captured now: currentScript is null after the first await).
   const SCRIPT = document.currentScript;
-  const API = new URL('api/', (SCRIPT && SCRIPT.src) || location.href);
+  const SCRIPT_URL = (SCRIPT && SCRIPT.src) || location.href;
+  const API = new URL('api/', SCRIPT_URL);
   const CFG = (typeof window.marginaliaConfig === 'object' && window.marginaliaConfig) || {};
 
-  const STRINGS = {
-    loading: 'Loading comments…',
-    loadError: 'Comments could not be loaded.',
-    retry: 'Try again',
-    commentsZero: 'No comments yet',
-    commentsOne: '1 comment',
-    commentsMany: '{n} comments',
-    countZero: '0 comments',
-    countOne: '1 comment',
-    countMany: '{n} comments',
-    loadMore: 'Load more comments',
-    reply: 'Reply',
-    replyLabel: 'Reply to {name}',
-    inReplyTo: 'in reply to {name}',
-    permalink: 'Link to this comment',
-    leaveReply: 'Leave a Reply',
-    leaveReplyTo: 'Leave a Reply to {name}',
-    cancelReply: 'Cancel reply',
-    emailNote: 'Your email address will not be published.',
-    requiredNote: 'Required fields are marked',
-    labelComment: 'Comment',
-    labelName: 'Name',
-    labelEmail: 'Email',
-    labelWebsite: 'Website',
-    labelSave: 'Save my name, email, and website in this browser for the next time I comment.',
-    labelNotify: 'Notify me of follow-up comments by email',
-    postComment: 'Post Comment',
-    posting: 'Posting…',
-    awaiting: 'Your comment is awaiting moderation.',
-    thanks: 'Thank you! Your comment is awaiting moderation.',
-    errRequired: '{field} is required.',
-    errTooLong: '{field} must be at most {max} characters.',
-    errControl: '{field} must not contain control characters.',
-    errEmail: 'Please enter a valid email address.',
-    errWebsite: 'Please enter a full web address starting with http:// or https://.',
-    errServerField: '{field} {message}.',
-    errFix: 'Please correct the marked fields.',
-    errParent: 'The comment you are replying to can no longer be answered.',
-    errRate: 'You are commenting too quickly. Please wait {wait} and try again.',
-    errNetwork: 'Your comment could not be sent because the comment server did not answer. What you wrote is still here: please try again.',
-    errServer: 'Your comment could not be sent ({message}). Please try again.',
-    second: '1 second',
-    seconds: '{n} seconds',
-    minute: '1 minute',
-    minutes: '{n} minutes',
+  // = locales/widget/en.json (a test in src/routes/pages.rs checks): English needs no second request.
+  const EN = /* en.json */{
+    "loading": "Loading comments…",
+    "loadError": "Comments could not be loaded.",
+    "retry": "Try again",
+    "noComments": "No comments yet",
+    "comments": { "one": "{count} comment", "other": "{count} comments" },
+    "count": { "one": "{count} comment", "other": "{count} comments" },
+    "loadMore": "Load more comments",
+    "reply": "Reply",
+    "replyLabel": "Reply to {name}",
+    "inReplyTo": "in reply to {name}",
+    "permalink": "Link to this comment",
+    "leaveReply": "Leave a Reply",
+    "leaveReplyTo": "Leave a Reply to {name}",
+    "cancelReply": "Cancel reply",
+    "emailNote": "Your email address will not be published.",
+    "requiredNote": "Required fields are marked {mark}",
+    "labelComment": "Comment",
+    "labelName": "Name",
+    "labelEmail": "Email",
+    "labelWebsite": "Website",
+    "labelSave": "Save my name, email, and website in this browser for the next time I comment.",
+    "labelNotify": "Notify me of follow-up comments by email",
+    "postComment": "Post Comment",
+    "posting": "Posting…",
+    "awaiting": "Your comment is awaiting moderation.",
+    "thanks": "Thank you! Your comment is awaiting moderation.",
+    "errRequired": "{field} is required.",
+    "errTooLong": { "one": "{field} must be at most {count} character.", "other": "{field} must be at most {count} characters." },
+    "errControl": "{field} must not contain control characters.",
+    "errEmail": "Please enter a valid email address.",
+    "errWebsite": "Please enter a full web address starting with http:// or https://.",
+    "errServerField": "{field} {message}.",
+    "errFix": "Please correct the marked fields.",
+    "errParent": "The comment you are replying to can no longer be answered.",
+    "errRateSeconds": { "one": "You are commenting too quickly. Please wait {count} second and try again.", "other": "You are commenting too quickly. Please wait {count} seconds and try again." },
+    "errRateMinutes": { "one": "You are commenting too quickly. Please wait {count} minute and try again.", "other": "You are commenting too quickly. Please wait {count} minutes and try again." },
+    "errNetwork": "Your comment could not be sent because the comment server did not answer. What you wrote is still here: please try again.",
+    "errServer": "Your comment could not be sent ({message}). Please try again."
   };
+
+  // The languages of /embed/locales/TAG.json.
+  const LANGS = ['en', 'de', 'fr', 'es', 'pt-BR', 'pt-PT', 'it', 'nl', 'pl', 'tr', 'ru', 'ar', 'he', 'ja', 'zh-Hans'];
+  const RTL = ['ar', 'he'];
+  const ALIAS = { pt: 'pt-BR', zh: 'zh-Hans', 'zh-cn': 'zh-Hans', 'zh-sg': 'zh-Hans' };
+  const LEGACY = { commentsZero: 'noComments' };
 
   const MAX_DEPTH = 3; // levels of nesting shown; deeper replies join their parent's level
   const PENDING_KEY = 'marginalia:pending';
@@ -85,16 +80,60 @@
 
   // ---------------------------------------------------------------- helpers
 
-  const pick = (data) => {
-    const out = {};
-    if (data) for (const key in STRINGS) if (data[key] != null) out[key] = data[key];
-    return out;
-  };
-  const makeT = (strings) => (key, vars) =>
-    String(strings[key]).replace(/\{(\w+)\}/g, (m, k) => (vars && k in vars ? vars[k] : m));
+  // The first tag with a catalog, by truncation (de-AT → de), else en: [catalog, tag for Intl].
+  function negotiate(tags) {
+    for (let tag of tags) {
+      try {
+        tag = Intl.getCanonicalLocales(String(tag).trim().replace(/_/g, '-'))[0];
+      } catch {
+        continue;
+      }
+      for (let parts = tag.toLowerCase().split('-'); parts.length; parts.pop()) {
+        const part = parts.join('-');
+        const hit = LANGS.find((l) => l.toLowerCase() === part) || ALIAS[part];
+        if (hit) return [hit, tag];
+      }
+    }
+    return ['en', 'en'];
+  }
+
+  // Blog overrides: "postComment", or a plural form, "commentsFew" ("Many" is "other" where a
+  // language has no "many", as the English-only names meant; "Zero" is for 0 in any language).
+  function override(catalog, data, categories) {
+    if (data) for (let [key, value] of Object.entries(data)) {
+      key = LEGACY[key] || key;
+      const form = /^(.+?)(Zero|One|Two|Few|Many|Other)$/.exec(key);
+      if (typeof EN[key] === 'string' && typeof value === 'string') catalog[key] = value;
+      else if (typeof EN[key] === 'object' && value && typeof value === 'object') catalog[key] = value;
+      else if (form && typeof EN[form[1]] === 'object' && typeof value === 'string') {
+        let category = form[2].toLowerCase();
+        if (category === 'many' && !categories.includes('many')) category = 'other';
+        catalog[form[1]] = { ...catalog[form[1]], [category]: value };
+      }
+    }
+  }
+
+  // {name} placeholders; plural forms by Intl.PluralRules, {count} ({n}: old name) by NumberFormat.
+  function makeT(catalog, lang, locale) {
+    const rules = new Intl.PluralRules(lang);
+    const number = new Intl.NumberFormat(locale);
+    return (key, vars = {}) => {
+      let message = catalog[key];
+      if (message && typeof message === 'object') {
+        const n = vars.count;
+        message = message[n === 0 && message.zero != null ? 'zero' : rules.select(n)] ?? message.other;
+        vars = { ...vars, count: number.format(n), n: number.format(n) };
+      }
+      return String(message).replace(/\{(\w+)\}/g, (m, k) => (k in vars ? vars[k] : m));
+    };
+  }
+
+  // "Required fields are marked {mark}", with an element for {mark}.
+  function place(text, elements) {
+    return text.split(/\{(\w+)\}/).map((part, i) => (i % 2 ? elements[part] || `{${part}}` : part));
+  }
+
   const chars = (s) => [...s].length;
-  const plural = (t, n, prefix) =>
-    t(prefix + (n === 0 ? 'Zero' : n === 1 ? 'One' : 'Many'), { n: n.toLocaleString() });
   const validUri = (u) => typeof u === 'string' && u[0] === '/' && chars(u) <= 500 && !/[\s\u0000-\u001f\u007f-\u009f]/.test(u);
 
   function h(tag, props, ...kids) {
@@ -155,19 +194,13 @@
     return tpl.content;
   }
 
-  function waitText(t, secs) {
-    if (secs < 60) return secs === 1 ? t('second') : t('seconds', { n: secs });
-    const m = Math.ceil(secs / 60);
-    return m === 1 ? t('minute') : t('minutes', { n: m });
-  }
-
   // ----------------------------------------------------------------- styles
 
   const P = '#marginalia-thread';
   const LIGHT = '--mg-fg:var(--marginalia-text,#1f2328);--mg-muted:var(--marginalia-muted,#57606a);--mg-bg:var(--marginalia-background,#fff);--mg-surface:var(--marginalia-surface,#fff);--mg-border:var(--marginalia-border,#c9d1d9);--mg-accent:var(--marginalia-accent,#0a58ca);--mg-on-accent:var(--marginalia-accent-text,#fff);--mg-error:var(--marginalia-error,#b42318);--mg-pending:var(--marginalia-pending,#fff8db);--mg-focus:var(--marginalia-focus,#0a58ca);color-scheme:light;';
   const DARK = '--mg-fg:var(--marginalia-text,#e6edf3);--mg-muted:var(--marginalia-muted,#9da7b3);--mg-bg:var(--marginalia-background,#161b22);--mg-surface:var(--marginalia-surface,#0d1117);--mg-border:var(--marginalia-border,#3d444d);--mg-accent:var(--marginalia-accent,#6cb6ff);--mg-on-accent:var(--marginalia-accent-text,#0d1117);--mg-error:var(--marginalia-error,#ff9492);--mg-pending:var(--marginalia-pending,#2e2a18);--mg-focus:var(--marginalia-focus,#6cb6ff);color-scheme:dark;';
   const CSS = `
-${P}{${LIGHT}display:block;color:var(--mg-fg);background:var(--mg-bg);font-family:var(--marginalia-font,inherit);font-size:var(--marginalia-font-size,inherit);line-height:1.55;padding:var(--marginalia-padding,1.25rem);border-radius:var(--marginalia-radius,8px);text-align:left}
+${P}{${LIGHT}display:block;color:var(--mg-fg);background:var(--mg-bg);font-family:var(--marginalia-font,inherit);font-size:var(--marginalia-font-size,inherit);line-height:1.55;padding:var(--marginalia-padding,1.25rem);border-radius:var(--marginalia-radius,8px);text-align:start}
 ${P}[data-theme=dark]{${DARK}}
 @media (prefers-color-scheme:dark){${P}:not([data-theme=light]){${DARK}}}
 ${P} *,${P} *::before,${P} *::after{box-sizing:border-box}
@@ -177,7 +210,7 @@ ${P} a{color:var(--mg-accent);text-decoration:underline;text-underline-offset:2p
 ${P} :focus-visible,${P} [tabindex="-1"]:focus{outline:3px solid var(--mg-focus);outline-offset:2px;border-radius:3px}
 ${P} .mg-heading{font-size:1.35em;font-weight:700;line-height:1.3;margin:0 0 .75rem}
 ${P} .mg-list,${P} .mg-children{list-style:none}
-${P} .mg-children{margin:.25rem 0 0 1rem;padding-left:1rem;border-left:2px solid var(--mg-border)}
+${P} .mg-children{margin:.25rem 0 0;margin-inline-start:1rem;padding-inline-start:1rem;border-inline-start:2px solid var(--mg-border)}
 ${P} .mg-comment{margin:0 0 .5rem}
 ${P} .mg-article{padding:.75rem 0}
 ${P} .mg-pending>.mg-article{background:var(--mg-pending);padding:.75rem;border-radius:6px}
@@ -189,9 +222,9 @@ ${P} .mg-meta .mg-date:hover{text-decoration:underline}
 ${P} .mg-awaiting{font-style:italic;color:var(--mg-muted);margin:.35rem 0 0}
 ${P} .mg-body{overflow-wrap:anywhere}
 ${P} .mg-body>*+*{margin-top:.6em}
-${P} .mg-body ul{list-style:disc;padding-left:1.5em}
-${P} .mg-body ol{list-style:decimal;padding-left:1.5em}
-${P} .mg-body blockquote{border-left:3px solid var(--mg-border);padding-left:.8em;color:var(--mg-muted)}
+${P} .mg-body ul{list-style:disc;padding-inline-start:1.5em}
+${P} .mg-body ol{list-style:decimal;padding-inline-start:1.5em}
+${P} .mg-body blockquote{border-inline-start:3px solid var(--mg-border);padding-inline-start:.8em;color:var(--mg-muted)}
 ${P} .mg-body pre{overflow:auto;padding:.6em;border:1px solid var(--mg-border);border-radius:4px;background:var(--mg-surface)}
 ${P} .mg-body code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em}
 ${P} .mg-link{cursor:pointer;color:var(--mg-accent);text-decoration:underline;font-size:.875em;padding:.15rem 0}
@@ -218,7 +251,7 @@ ${P} .mg-check input{width:1.1rem;height:1.1rem;margin-top:.2rem;flex:none;accen
 ${P} .mg-status{margin-top:.6rem}
 ${P} .mg-status:empty{display:none}
 ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
-@media (max-width:480px){${P} .mg-children{margin-left:.35rem;padding-left:.6rem}}
+@media (max-width:480px){${P} .mg-children{margin-inline-start:.35rem;padding-inline-start:.6rem}}
 `;
 
   function addStyles() {
@@ -245,7 +278,7 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
         .then((counts) => {
           for (const el of els) {
             const n = counts[el.getAttribute('data-marginalia-count')];
-            if (typeof n === 'number') el.textContent = plural(t, n, 'count');
+            if (typeof n === 'number') el.textContent = t('count', { count: n });
           }
         })
         .catch(() => { /* leave the elements as the blog wrote them */ });
@@ -254,15 +287,25 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
 
   // ----------------------------------------------------------------- thread
 
-  function widget(root, t) {
-    const uri = root.dataset.uri || CFG.uri || location.pathname;
-    const pageSize = parseInt(root.dataset.pageSize || CFG.pageSize, 10) || 0;
-    let dateFormat;
-    try {
-      dateFormat = new Intl.DateTimeFormat(CFG.lang || document.documentElement.lang || undefined, { dateStyle: 'long', timeStyle: 'short' });
-    } catch {
-      dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'long', timeStyle: 'short' });
-    }
+  function threadUrl(uri, pageSize, after) {
+    const query = new URLSearchParams({ uri });
+    if (pageSize) query.set('limit', pageSize);
+    if (after) query.set('after', after);
+    return new URL('comments?' + query, API);
+  }
+
+  function widget(root, t, { lang, locale, uri, pageSize, first }) {
+    const dateFormat = new Intl.DateTimeFormat(locale, { dateStyle: 'long', timeStyle: 'short' });
+    const relative = new Intl.RelativeTimeFormat(locale, { numeric: 'auto' });
+    // "3 hours ago" within a week, else the date; the full date is the tooltip.
+    const when = (date) => {
+      const secs = (date - Date.now()) / 1000;
+      if (Math.abs(secs) >= 7 * 86400) return dateFormat.format(date);
+      for (const [unit, size] of [['day', 86400], ['hour', 3600], ['minute', 60]]) {
+        if (Math.abs(secs) >= size) return relative.format(Math.round(secs / size), unit);
+      }
+      return relative.format(0, 'second');
+    };
 
     const nodes = new Map(); // published id -> { li, article, depth, name, kids }
     const pendingNodes = new Map(); // own pending id -> li
@@ -302,9 +345,10 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
     const form = h('form', { class: 'mg-form', novalidate: true, 'aria-labelledby': 'marginalia-reply-title', onsubmit: submit },
       h('p', { class: 'mg-notes' },
         h('span', {}, t('emailNote')), ' ',
-        h('span', {}, t('requiredNote'), ' ', h('span', { class: 'mg-req' }, '*'))),
-      field('body', t('labelComment'), h('textarea', { rows: 6 }), true),
-      field('name', t('labelName'), h('input', { type: 'text', autocomplete: 'name' }), true),
+        h('span', {}, ...place(/\{mark\}/.test(t('requiredNote')) ? t('requiredNote') : t('requiredNote') + ' {mark}',
+          { mark: h('span', { class: 'mg-req' }, '*') }))),
+      field('body', t('labelComment'), h('textarea', { rows: 6, dir: 'auto' }), true),
+      field('name', t('labelName'), h('input', { type: 'text', autocomplete: 'name', dir: 'auto' }), true),
       field('email', t('labelEmail'), h('input', { type: 'email', autocomplete: 'email', spellcheck: 'false' }), true),
       field('website', t('labelWebsite'), h('input', { type: 'url', autocomplete: 'url', spellcheck: 'false' }), false),
       h('p', { class: 'mg-field mg-check' }, save, h('label', { for: 'marginalia-save' }, t('labelSave'))),
@@ -323,6 +367,8 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
     }
 
     root.classList.add('marginalia');
+    root.lang = lang;
+    root.dir = RTL.includes(lang) ? 'rtl' : 'ltr';
     root.replaceChildren(section, respond);
 
     function say(message, bad) {
@@ -363,14 +409,15 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
       }
       const site = c.website && httpUrl(c.website);
       const name = site ? h('a', { href: site.href, rel: 'nofollow ugc' }, c.name) : c.name;
-      const when = new Date(c.created_at);
+      const created = new Date(c.created_at);
       const anchor = `marginalia-${pending ? 'pending' : 'comment'}-${c.id}`;
-      const date = isNaN(when) ? null : h('a', { class: 'mg-date', href: '#' + anchor, title: t('permalink') },
-        h('time', { datetime: c.created_at }, dateFormat.format(when)));
-      const body = h('div', { class: 'mg-body' });
+      const date = isNaN(created) ? null : h('a', { class: 'mg-date', href: '#' + anchor, title: t('permalink') },
+        h('time', { datetime: c.created_at, title: dateFormat.format(created) }, when(created)));
+      // Readers write in any script: names and bodies take their own direction.
+      const body = h('div', { class: 'mg-body', dir: 'auto' });
       body.append(safeHtml(c.body_html));
       const article = h('article', { class: 'mg-article', tabindex: '-1', 'aria-label': c.name },
-        h('header', { class: 'mg-meta' }, h('span', { class: 'mg-name' }, name), irt, date),
+        h('header', { class: 'mg-meta' }, h('span', { class: 'mg-name', dir: 'auto' }, name), irt, date),
         body);
       const li = h('li', { class: 'mg-comment' + (pending ? ' mg-pending' : ''), id: anchor, 'data-id': c.id }, article);
       if (pending) {
@@ -407,22 +454,19 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
       store(PENDING_KEY, kept.length ? kept : null);
     }
 
-    async function page(after) {
+    async function page(after, prefetched) {
       if (busy) return;
       busy = true;
       more.setAttribute('aria-disabled', 'true');
       section.setAttribute('aria-busy', 'true');
-      const query = new URLSearchParams({ uri });
-      if (pageSize) query.set('limit', pageSize);
-      if (after) query.set('after', after);
       const firstNew = list.querySelectorAll('.mg-comment').length;
       try {
-        const r = await fetch(new URL('comments?' + query, API), { credentials: 'omit' });
+        const r = await (prefetched || fetch(threadUrl(uri, pageSize, after), { credentials: 'omit' }));
         if (!r.ok) throw new Error(r.status);
         const data = await r.json();
         for (const c of data.comments) if (!nodes.has(c.id)) render(c, false);
         next = data.next;
-        heading.textContent = plural(t, data.total, 'comments');
+        heading.textContent = data.total ? t('comments', { count: data.total }) : t('noComments');
         note.hidden = true;
         showPending();
         more.hidden = !next;
@@ -471,12 +515,12 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
       const label = (key) => fields[key].label;
       for (const [key, max] of [['body', 10000], ['name', 80], ['email', 254]]) {
         if (!v[key]) errors[key] = t('errRequired', { field: label(key) });
-        else if (chars(v[key]) > max) errors[key] = t('errTooLong', { field: label(key), max: max.toLocaleString() });
+        else if (chars(v[key]) > max) errors[key] = t('errTooLong', { field: label(key), count: max });
         else if ((key === 'body' ? CONTROL_BODY : CONTROL).test(v[key])) errors[key] = t('errControl', { field: label(key) });
       }
       if (!errors.email && !EMAIL.test(v.email)) errors.email = t('errEmail');
       if (v.website) {
-        if (chars(v.website) > 500) errors.website = t('errTooLong', { field: label('website'), max: 500 });
+        if (chars(v.website) > 500) errors.website = t('errTooLong', { field: label('website'), count: 500 });
         else if (/[\s\u0000-\u001f\u007f-\u009f]/.test(v.website) || !httpUrl(v.website)) errors.website = t('errWebsite');
       }
       return errors;
@@ -511,6 +555,7 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
       if (v.website) payload.website = v.website;
       if (parentId != null) payload.parent_id = parentId;
       if (notify.checked) payload.notify = true;
+      payload.lang = lang; // mail to this reader is written in the widget's language
 
       submitButton.setAttribute('aria-disabled', 'true');
       submitButton.textContent = t('posting');
@@ -520,7 +565,8 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
         try {
           r = await fetch(new URL('comments', API), {
             method: 'POST',
-            headers: { 'Content-Type': 'application/json' },
+            // Error messages in the widget's language (a CORS-safelisted header: no extra preflight).
+            headers: { 'Content-Type': 'application/json', 'Accept-Language': lang },
             body: JSON.stringify(payload),
             credentials: 'omit',
           });
@@ -554,7 +600,7 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
           showErrors(errors);
         } else if (r.status === 429) {
           const secs = Math.max(1, parseInt(r.headers.get('Retry-After'), 10) || 60);
-          say(t('errRate', { wait: waitText(t, secs) }), true);
+          say(secs < 60 ? t('errRateSeconds', { count: secs }) : t('errRateMinutes', { count: Math.ceil(secs / 60) }), true);
         } else {
           say(t('errServer', { message: data.message || `HTTP ${r.status}` }), true);
         }
@@ -565,16 +611,37 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
       }
     }
 
-    page(null);
+    page(null, first);
   }
 
-  function start() {
+  async function start() {
     const root = document.getElementById('marginalia-thread');
-    const t = makeT({ ...STRINGS, ...pick(SCRIPT && SCRIPT.dataset), ...pick(CFG.strings), ...pick(root && root.dataset) });
-    if (root && !root.hasAttribute('data-marginalia-ready')) {
-      root.setAttribute('data-marginalia-ready', '');
+    const mine = root && !root.hasAttribute('data-marginalia-ready');
+    if (mine) root.setAttribute('data-marginalia-ready', '');
+    const [lang, locale] = negotiate([root && root.dataset.lang, SCRIPT && SCRIPT.dataset.lang, CFG.lang,
+      document.documentElement.lang, ...(navigator.languages || [navigator.language])]);
+    const uri = (root && root.dataset.uri) || CFG.uri || location.pathname;
+    const pageSize = parseInt((root && root.dataset.pageSize) || CFG.pageSize, 10) || 0;
+    // The thread and the catalog load in parallel.
+    const first = mine ? fetch(threadUrl(uri, pageSize), { credentials: 'omit' }) : null;
+    first?.catch(() => {});
+    let catalog = { ...EN };
+    let shown = lang;
+    if (lang !== 'en') {
+      try {
+        const r = await fetch(new URL(`embed/locales/${lang}.json`, SCRIPT_URL), { credentials: 'omit' });
+        if (!r.ok) throw new Error(r.status);
+        catalog = { ...catalog, ...(await r.json()) };
+      } catch {
+        shown = 'en';
+      }
+    }
+    const categories = new Intl.PluralRules(shown).resolvedOptions().pluralCategories;
+    for (const data of [SCRIPT && SCRIPT.dataset, CFG.strings, root && root.dataset]) override(catalog, data, categories);
+    const t = makeT(catalog, shown, shown === lang ? locale : 'en');
+    if (mine) {
       addStyles();
-      widget(root, t);
+      widget(root, t, { lang: shown, locale: shown === lang ? locale : 'en', uri, pageSize, first });
     }
     fillCounts(t);
   }

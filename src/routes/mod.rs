@@ -119,8 +119,24 @@ pub fn route_label(path: &str) -> &'static str {
             Some(rest) if rest.ends_with("/reject") => "/api/admin/comments/{id}/reject",
             Some(rest) if rest.ends_with("/spam") => "/api/admin/comments/{id}/spam",
             Some(_) => "/api/admin/comments/{id}",
-            None => link_label(path),
+            None => catalog_label(path).unwrap_or_else(|| link_label(path)),
         },
+    }
+}
+
+/// The template of a language catalog's path: one per folder, whatever the
+/// language asked for.
+fn catalog_label(path: &str) -> Option<&'static str> {
+    let file = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|file| !file.is_empty() && !file.contains('/'))
+    };
+    if file("/embed/locales/") {
+        Some("/embed/locales/{tag}.json")
+    } else if file("/admin/locales/") {
+        Some("/admin/locales/{tag}.json")
+    } else {
+        None
     }
 }
 
@@ -167,5 +183,13 @@ mod tests {
         );
         assert_eq!(route_label("/moderate/"), "other");
         assert_eq!(route_label("/moderate/a/b"), "other");
+        assert_eq!(route_label("/embed/locales/de.json"), "/embed/locales/{tag}.json");
+        assert_eq!(
+            route_label("/embed/locales/xx-YY.json"),
+            "/embed/locales/{tag}.json"
+        );
+        assert_eq!(route_label("/admin/locales/ar.json"), "/admin/locales/{tag}.json");
+        assert_eq!(route_label("/embed/locales/"), "other");
+        assert_eq!(route_label("/admin/locales/a/b.json"), "other");
     }
 }

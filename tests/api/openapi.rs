@@ -26,9 +26,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("/readyz", "GET, HEAD"),
     ("/metrics", "GET, HEAD"),
     ("/embed.js", "GET, HEAD"),
+    ("/embed/locales/{tag}.json", "GET, HEAD"),
     ("/admin", "GET, HEAD"),
     ("/admin/admin.js", "GET, HEAD"),
     ("/admin/admin.css", "GET, HEAD"),
+    ("/admin/locales/{tag}.json", "GET, HEAD"),
     ("/demo", "GET, HEAD"),
     ("/openapi.yaml", "GET, HEAD"),
     ("/moderate/{token}", "GET, HEAD, POST"),
@@ -98,7 +100,7 @@ fn the_description_documents_every_routed_path_and_method_and_no_other() {
         }
         assert_eq!(operations, expected, "{path}");
         // The route template of logs and metrics knows the path too.
-        let concrete = path.replace("{id}", "42");
+        let concrete = path.replace("{id}", "42").replace("{tag}", "pt-BR");
         assert_eq!(marginalia::routes::route_label(&concrete), *path);
     }
 }
@@ -109,7 +111,7 @@ async fn every_documented_path_is_routed_with_the_documented_methods() {
     for (path, allow) in ROUTES {
         // PATCH is on no path: each answers its own 405 naming its methods,
         // which an unrouted path (a 404) cannot.
-        let url = app.url(&path.replace("{id}", "1"));
+        let url = app.url(&path.replace("{id}", "1").replace("{tag}", "de"));
         let response = app
             .client
             .request(Method::PATCH, &url)

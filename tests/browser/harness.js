@@ -162,8 +162,10 @@ const escapeHtml = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt
  * The test blog, on its own origin. Pages:
  *   /posts/SLUG/    a post with the widget; query: svc=PORT (another service), page-size=N,
  *                   nouri=1 (no data-uri: the widget uses the path), str-KEY=VALUE (data-KEY),
- *                   config=JSON (window.marginaliaConfig, from /config.js), theme=dark|light
- *   /index/?uri=/a/&uri=/b/   an index page with data-marginalia-count elements
+ *                   config=JSON (window.marginaliaConfig, from /config.js), theme=dark|light,
+ *                   lang=TAG (data-lang on the thread), html-lang=TAG (<html lang>, default en),
+ *                   count=1 (a data-marginalia-count element for the post's own thread)
+ *   /index/?uri=/a/&uri=/b/   an index page with data-marginalia-count elements (html-lang too)
  *   /config.js?json=…         sets window.marginaliaConfig
  * Any page with csp=strict gets a strict CSP (no inline script or style, scripts and fetches only
  * from the service). Without it there is no CSP at all, so that the XSS tests are not masked by one.
@@ -219,11 +221,12 @@ export class Blog {
       return send(200, 'text/css', 'body{font:16px/1.5 serif;margin:2rem;color:rgb(20,20,20);background:rgb(250,250,250)}'
         + 'p.outside{margin:7px 0}button.outside{padding:3px}');
     }
+    const htmlLang = escapeHtml(url.searchParams.get('html-lang') ?? 'en');
     if (url.pathname === '/index/') {
       const items = url.searchParams.getAll('uri')
         .map((uri, i) => `<li><a href="${escapeHtml(uri)}">Post ${i}</a> <span class="count" data-marginalia-count="${escapeHtml(uri)}">…</span></li>`)
         .join('\n');
-      return send(200, 'text/html; charset=utf-8', `<!doctype html><html lang="en"><head><meta charset="utf-8">
+      return send(200, 'text/html; charset=utf-8', `<!doctype html><html lang="${htmlLang}"><head><meta charset="utf-8">
 <title>Index</title><link rel="stylesheet" href="/blog.css"></head><body>
 <h1>All posts</h1><ul>${items}</ul>
 <script src="${svc}/embed.js" defer></script></body></html>`);
@@ -235,6 +238,10 @@ export class Blog {
     if (!url.searchParams.has('nouri')) attrs.push(`data-uri="${escapeHtml(uri)}"`);
     if (url.searchParams.has('page-size')) attrs.push(`data-page-size="${escapeHtml(url.searchParams.get('page-size'))}"`);
     if (url.searchParams.has('theme')) attrs.push(`data-theme="${escapeHtml(url.searchParams.get('theme'))}"`);
+    if (url.searchParams.has('lang')) attrs.push(`data-lang="${escapeHtml(url.searchParams.get('lang'))}"`);
+    const count = url.searchParams.has('count')
+      ? `<p>Comments: <span class="count" data-marginalia-count="${escapeHtml(uri)}">…</span></p>`
+      : '';
     for (const [key, value] of url.searchParams) {
       if (key.startsWith('str-')) attrs.push(`data-${escapeHtml(key.slice(4))}="${escapeHtml(value)}"`);
     }
@@ -242,7 +249,7 @@ export class Blog {
       ? `<script src="/config.js?json=${encodeURIComponent(url.searchParams.get('config'))}"></script>`
       : '';
     return send(200, 'text/html; charset=utf-8', `<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="${htmlLang}"><head><meta charset="utf-8">
 <meta name="referrer" content="no-referrer-when-downgrade">
 <title>A post on the test blog</title>
 <link rel="stylesheet" href="/blog.css">
@@ -250,7 +257,7 @@ ${config}</head><body>
 <article><h1>A post on the test blog</h1>
 <p class="outside">Some text of the blog, outside the widget.</p>
 <button class="outside" type="button">A blog button</button>
-</article>
+${count}</article>
 <div id="marginalia-thread" ${attrs.join(' ')}></div>
 <script src="${svc}/embed.js" defer></script>
 <noscript>
@@ -409,7 +416,8 @@ export function launchBrowser() {
 
 /** A fresh context and page that records console errors, CSP reports and page errors. */
 export async function openPage(browser, options = {}) {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 900 }, ...options });
+  // An English browser unless a test says otherwise (the widget and /admin follow its languages).
+  const context = await browser.newContext({ viewport: { width: 1000, height: 900 }, locale: 'en-US', ...options });
   const page = await context.newPage();
   const problems = [];
   page.on('console', (message) => {

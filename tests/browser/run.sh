@@ -41,10 +41,18 @@ if [ ! -x "$CHROMIUM_PATH" ]; then
 fi
 "$CHROMIUM_PATH" --version
 
+# Screenshots of the Japanese and Chinese widget need a CJK font (Arabic and Hebrew are in DejaVu).
+if command -v fc-list >/dev/null 2>&1 && [ -z "$(fc-list :lang=ja)" ]; then
+    echo "==> installing fonts-noto-cjk (no Japanese font found)"
+    if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends fonts-noto-cjk
+fi
+
 echo "==> npm ci"
 npm ci --no-audit --no-fund
 
 echo "==> node --test (timeout ${suite_timeout}s)"
 # Each test has its own time limit (90 s); this one catches a hung browser or server.
 timeout --kill-after=30 "$suite_timeout" \
-    node --test --test-concurrency=1 "$@" marginalia.test.js notifications.test.js xss-corpus.test.js
+    node --test --test-concurrency=1 "$@" marginalia.test.js notifications.test.js xss-corpus.test.js i18n.test.js

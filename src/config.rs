@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,6 +13,7 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use url::Url;
 
+pub use crate::import::{Format as ImportFormat, UriFrom};
 use crate::notify::settings::{NotifyOptions, NotifySettings};
 
 /// Largest accepted request body (the contract's 128 KiB; `openapi.yaml`).
@@ -23,7 +25,8 @@ pub const MAX_BODY_BYTES: usize = 128 * 1024;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://marginalia.db";
 
 /// `marginalia [serve] [OPTIONS]`, `marginalia migrate`, `marginalia token …`,
-/// `marginalia secret rotate`.
+/// `marginalia secret rotate`, `marginalia import …`, `marginalia export`,
+/// `marginalia backup PATH`.
 #[derive(Debug, Parser)]
 #[command(name = "marginalia", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -58,6 +61,41 @@ pub enum Command {
         database: DatabaseArgs,
         #[command(subcommand)]
         action: SecretAction,
+    },
+    /// Import comments from WordPress (WXR), Disqus (XML), Isso (its SQLite
+    /// file) or our own export (JSON Lines). Idempotent; writes nothing when
+    /// the file is malformed.
+    Import {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The format of FILE.
+        #[arg(value_enum)]
+        format: ImportFormat,
+        /// The export (or, for isso, the database file) to read.
+        file: PathBuf,
+        /// Do everything, then roll back: the summary says what would be imported.
+        #[arg(long)]
+        dry_run: bool,
+        /// WordPress only: what names a post's thread: the path of its
+        /// permalink, of its guid, or `/<slug>/`.
+        #[arg(long, value_enum, default_value = "link")]
+        uri_from: UriFrom,
+    },
+    /// Write every comment with every field as JSON Lines (see docs/data.md).
+    Export {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Copy a live SQLite database into a new file (consistent, while it
+    /// serves). For PostgreSQL use pg_dump.
+    Backup {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The new file; it must not exist yet.
+        path: PathBuf,
     },
 }
 

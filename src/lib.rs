@@ -57,6 +57,7 @@ pub mod comments;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod import;
 pub mod links;
 pub mod metrics;
 pub mod notify;

@@ -76,7 +76,7 @@ pub fn next_attempt(attempts: u32) -> Option<Duration> {
 mod tests {
     use std::time::Duration;
 
-    use super::{RETRY_SCHEDULE, next_attempt};
+    use super::{RETRY_SCHEDULE, can_receive_mail, next_attempt};
 
     #[test]
     fn the_first_retry_comes_within_thirty_seconds() {

@@ -254,8 +254,9 @@ impl ImportSession {
     /// Links every reply of the file to its parent, announces the threads
     /// that changed, and commits, or rolls everything back when `commit` is
     /// false (a dry run). A reply is linked only to a comment of its own
-    /// thread that comes before it (older, or as old with a smaller source
-    /// id): then no chain of parents can loop, whatever the file says.
+    /// thread that comes before it (older; when as old, with a shorter
+    /// source id, then a smaller one, which orders numeric ids by number):
+    /// a strict order, so no chain of parents can loop, whatever the file says.
     pub async fn finish(mut self, commit: bool) -> Result<ImportLinks, StoreError> {
         let published = std::mem::take(&mut self.published);
         let links = in_import!(&mut self.transaction, |backend, connection| {
@@ -265,7 +266,8 @@ impl ImportSession {
                      JOIN comments p ON p.source_id = COALESCE( \
                          (SELECT a.source_id FROM import_aliases a WHERE a.alias = l.parent), l.parent) \
                      WHERE l.child = comments.source_id AND p.uri = comments.uri \
-                       AND (p.created_at, p.source_id) < (comments.created_at, comments.source_id)) \
+                       AND (p.created_at, LENGTH(p.source_id), p.source_id) \
+                           < (comments.created_at, LENGTH(comments.source_id), comments.source_id)) \
                  WHERE parent_id IS NULL AND source_id IN (SELECT child FROM import_parents)",
             )
             .execute(&mut *connection)

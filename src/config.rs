@@ -13,7 +13,6 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use url::Url;
 
-pub use crate::import::{Format as ImportFormat, UriFrom};
 use crate::notify::settings::{NotifyOptions, NotifySettings};
 
 /// Largest accepted request body (the contract's 128 KiB; `openapi.yaml`).
@@ -117,6 +116,31 @@ pub enum TokenAction {
     List,
     /// Revoke a token by name.
     Revoke { name: String },
+}
+
+/// The formats `marginalia import` reads (`import::Format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFormat {
+    /// A WordPress export (WXR 1.0–1.2, Tools → Export).
+    Wxr,
+    /// A Disqus export (XML, Moderation → Export).
+    Disqus,
+    /// An Isso database file (SQLite).
+    Isso,
+    /// Our own export (`marginalia export`).
+    Jsonl,
+}
+
+/// Which part of a WordPress post names its thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum UriFrom {
+    /// The path (and query) of the post's permalink, `<link>`.
+    #[default]
+    Link,
+    /// The path (and query) of the post's `<guid>` (`/?p=123`).
+    Guid,
+    /// `/<post_name>/`, the post's slug.
+    Slug,
 }
 
 /// Where the comments are stored.

@@ -56,7 +56,7 @@ struct Post {
 
 enum Open {
     Thread(Thread),
-    Post(Post),
+    Post(Box<Post>),
 }
 
 /// Reads a Disqus export into `sink`.
@@ -93,10 +93,10 @@ pub async fn read(path: &std::path::Path, sink: &mut Sink) -> Result<(), ImportE
                             id,
                             ..Thread::default()
                         })),
-                        "post" => Some(Open::Post(Post {
+                        "post" => Some(Open::Post(Box::new(Post {
                             id,
                             ..Post::default()
-                        })),
+                        }))),
                         _ => None,
                     };
                 } else if disqus && capture.is_none() {
@@ -178,9 +178,9 @@ pub async fn read(path: &std::path::Path, sink: &mut Sink) -> Result<(), ImportE
             }
             Some(Open::Post(post)) => {
                 if threads.contains_key(&post.thread) {
-                    add_post(post, &threads, now, sink).await?;
+                    add_post(*post, &threads, now, sink).await?;
                 } else {
-                    waiting.push(post);
+                    waiting.push(*post);
                 }
                 sink.progress(file.position());
             }

@@ -121,7 +121,7 @@ pub async fn read(path: &std::path::Path, sink: &mut Sink) -> Result<(), ImportE
             user_agent: record.user_agent,
         })
         .await?;
-        if number % 1000 == 0 {
+        if number.is_multiple_of(1000) {
             sink.progress(position);
         }
     }

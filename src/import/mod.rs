@@ -15,7 +15,8 @@
 //! to their parents by the database at the end (so a reply may come first).
 //!
 //! It calls `comments` (the use case), `store` (the transaction, the Isso
-//! file, the export) and `domain`; nothing but the binary calls it.
+//! file, the export) and `domain`, and takes its options' types from
+//! `config`; nothing but the binary calls it.
 
 mod disqus;
 pub mod export;
@@ -38,41 +39,16 @@ use crate::comments;
 use crate::domain::{AuthorName, CommentBody, Email, ImportedComment, Status, ThreadUri, Website};
 use crate::store::{IMPORT_BATCH, ImportSession, Store};
 
-/// The formats `marginalia import` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// A WordPress export (WXR 1.0–1.2, Tools → Export).
-    Wxr,
-    /// A Disqus export (XML, Moderation → Export).
-    Disqus,
-    /// An Isso database file (SQLite).
-    Isso,
-    /// Our own export (`marginalia export`).
-    Jsonl,
-}
+pub use crate::config::{ImportFormat as Format, UriFrom};
 
-impl Format {
-    /// The prefix of the source ids it gives, and the word of `moderated_by`.
-    fn tag(self) -> &'static str {
-        match self {
-            Format::Wxr => "wxr",
-            Format::Disqus => "disqus",
-            Format::Isso => "isso",
-            Format::Jsonl => "jsonl",
-        }
+/// The prefix of the source ids a format gives, and the word of `moderated_by`.
+fn tag(format: Format) -> &'static str {
+    match format {
+        Format::Wxr => "wxr",
+        Format::Disqus => "disqus",
+        Format::Isso => "isso",
+        Format::Jsonl => "jsonl",
     }
-}
-
-/// Which part of a WordPress post names its thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum UriFrom {
-    /// The path (and query) of the post's permalink, `<link>`.
-    #[default]
-    Link,
-    /// The path (and query) of the post's `<guid>` (`/?p=123`).
-    Guid,
-    /// `/<post_name>/`, the post's slug.
-    Slug,
 }
 
 /// How to import.
@@ -414,7 +390,7 @@ impl Sink {
         self.seen += 1;
         let id = record.source_id.clone();
         let mut warnings = Vec::new();
-        match record.parse(self.format.tag(), &mut warnings) {
+        match record.parse(tag(self.format), &mut warnings) {
             Ok(comment) => {
                 for warning in warnings {
                     self.summary.warn(&id, warning);
@@ -483,7 +459,7 @@ pub async fn run(
         session,
         batch: Vec::with_capacity(IMPORT_BATCH),
         summary: Summary {
-            format: Some(format.tag()),
+            format: Some(tag(format)),
             dry_run: options.dry_run,
             ..Summary::default()
         },

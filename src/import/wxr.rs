@@ -151,10 +151,8 @@ pub async fn read(path: &std::path::Path, uri_from: UriFrom, sink: &mut Sink) ->
                 saw_wxr |= wxr;
                 if capture.is_none() {
                     match (&mut item, comment_depth) {
-                        (None, _) => {
-                            if ns.is_none() && local == "item" {
-                                item = Some((Item::default(), depth));
-                            }
+                        (None, _) if ns.is_none() && local == "item" => {
+                            item = Some((Item::default(), depth));
                         }
                         (Some((open, item_depth)), None) if depth == *item_depth + 1 => {
                             if wxr && local == "comment" {

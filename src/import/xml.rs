@@ -119,75 +119,73 @@ impl XmlFile {
     /// declaration are [`XmlEvent::Other`]; a document type that declares entities,
     /// an unknown entity and any syntax error stop the import, saying where.
     pub fn next(&mut self) -> Result<XmlEvent<'_>, ImportError> {
-        {
-            self.buf.clear();
-            self.reader.get_mut().since_event = 0;
-            // Where this event starts: errors are reported there (the
-            // event's borrow of the reader rules out asking it afterwards).
-            let at = self.reader.buffer_position();
-            // Split borrows: the event borrows `buf`, the namespace the reader.
-            let (resolved, event) = match self.reader.read_resolved_event_into(&mut self.buf) {
-                Ok(pair) => pair,
-                Err(error) => {
-                    return Err(malformed_at(&self.path, at, &error.to_string()));
-                }
-            };
-            let ns = match resolved {
-                ResolveResult::Bound(namespace) => Some(namespace.0),
-                ResolveResult::Unbound => None,
-                ResolveResult::Unknown(prefix) => {
-                    let message = format!("the namespace prefix {prefix:?} is not declared");
-                    return Err(malformed_at(&self.path, at, &message));
-                }
-            };
-            return Ok(match event {
-                Event::Start(element) => XmlEvent::Open {
-                    ns,
-                    element,
-                    empty: false,
-                },
-                Event::Empty(element) => XmlEvent::Open {
-                    ns,
-                    element,
-                    empty: true,
-                },
-                Event::End(_) => XmlEvent::Close,
-                Event::Text(text) => XmlEvent::Text(text.xml10_content()),
-                Event::CData(data) => XmlEvent::Text(data.xml10_content()),
-                Event::GeneralRef(reference) => {
-                    let resolved = match reference.resolve_char_ref() {
-                        Ok(Some(c)) => Some(Cow::Owned(c.to_string())),
-                        Ok(None) => resolve_predefined_entity(&reference).map(Cow::Borrowed),
-                        Err(_) => None,
-                    };
-                    match resolved {
-                        Some(text) => XmlEvent::Text(text),
-                        None => {
-                            let message = format!(
-                                "the entity &{}; is not one of XML's own (&amp; &lt; &gt; &quot; &apos;) \
+        self.buf.clear();
+        self.reader.get_mut().since_event = 0;
+        // Where this event starts: errors are reported there (the
+        // event's borrow of the reader rules out asking it afterwards).
+        let at = self.reader.buffer_position();
+        // Split borrows: the event borrows `buf`, the namespace the reader.
+        let (resolved, event) = match self.reader.read_resolved_event_into(&mut self.buf) {
+            Ok(pair) => pair,
+            Err(error) => {
+                return Err(malformed_at(&self.path, at, &error.to_string()));
+            }
+        };
+        let ns = match resolved {
+            ResolveResult::Bound(namespace) => Some(namespace.0),
+            ResolveResult::Unbound => None,
+            ResolveResult::Unknown(prefix) => {
+                let message = format!("the namespace prefix {prefix:?} is not declared");
+                return Err(malformed_at(&self.path, at, &message));
+            }
+        };
+        Ok(match event {
+            Event::Start(element) => XmlEvent::Open {
+                ns,
+                element,
+                empty: false,
+            },
+            Event::Empty(element) => XmlEvent::Open {
+                ns,
+                element,
+                empty: true,
+            },
+            Event::End(_) => XmlEvent::Close,
+            Event::Text(text) => XmlEvent::Text(text.xml10_content()),
+            Event::CData(data) => XmlEvent::Text(data.xml10_content()),
+            Event::GeneralRef(reference) => {
+                let resolved = match reference.resolve_char_ref() {
+                    Ok(Some(c)) => Some(Cow::Owned(c.to_string())),
+                    Ok(None) => resolve_predefined_entity(&reference).map(Cow::Borrowed),
+                    Err(_) => None,
+                };
+                match resolved {
+                    Some(text) => XmlEvent::Text(text),
+                    None => {
+                        let message = format!(
+                            "the entity &{}; is not one of XML's own (&amp; &lt; &gt; &quot; &apos;) \
                                  nor a character reference; entities are not expanded",
-                                &*reference
-                            );
-                            return Err(malformed_at(&self.path, at, &message));
-                        }
+                            &*reference
+                        );
+                        return Err(malformed_at(&self.path, at, &message));
                     }
                 }
-                Event::DocType(doctype) => {
-                    if doctype.xml10_content().contains("ENTITY") {
-                        return Err(malformed_at(
-                            &self.path,
-                            at,
-                            "the document type declares entities (<!ENTITY …>); such files are refused, \
+            }
+            Event::DocType(doctype) => {
+                if doctype.xml10_content().contains("ENTITY") {
+                    return Err(malformed_at(
+                        &self.path,
+                        at,
+                        "the document type declares entities (<!ENTITY …>); such files are refused, \
                              since expanding entities can take unbounded memory (\"billion laughs\"), \
                              and no WordPress or Disqus export declares any",
-                        ));
-                    }
-                    XmlEvent::Other
+                    ));
                 }
-                Event::Comment(_) | Event::Decl(_) | Event::PI(_) => XmlEvent::Other,
-                Event::Eof => XmlEvent::Eof,
-            });
-        }
+                XmlEvent::Other
+            }
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) => XmlEvent::Other,
+            Event::Eof => XmlEvent::Eof,
+        })
     }
 
     /// An error about the file at the current position.

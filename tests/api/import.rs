@@ -630,3 +630,63 @@ async fn backup_copies_a_live_sqlite_database_and_points_postgres_to_pg_dump() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_loop_of_parents_in_the_file_is_broken_and_reported() {
+    // 1 answers 2 and 2 answers 1, written at the same second: a widget
+    // walking such a tree would never end.
+    let dir = tempfile::tempdir().unwrap();
+    let looped = dir.path().join("loop.xml");
+    let comment = |id: u32, parent: u32| {
+        format!(
+            "<wp:comment><wp:comment_id>{id}</wp:comment_id><wp:comment_author>R{id}</wp:comment_author>\
+             <wp:comment_author_email>r{id}@reader.example</wp:comment_author_email>\
+             <wp:comment_date_gmt>2020-01-01 00:00:00</wp:comment_date_gmt>\
+             <wp:comment_content>Comment {id}</wp:comment_content><wp:comment_approved>1</wp:comment_approved>\
+             <wp:comment_parent>{parent}</wp:comment_parent></wp:comment>"
+        )
+    };
+    std::fs::write(
+        &looped,
+        format!(
+            "<rss xmlns:wp=\"http://wordpress.org/export/1.2/\"><channel><item>\
+             <link>https://blog.example/loop/</link><wp:post_id>9</wp:post_id>{}{}</item></channel></rss>",
+            comment(1, 2),
+            comment(2, 1)
+        ),
+    )
+    .unwrap();
+    let looped = looped.display().to_string();
+    for_each_backend(|backend| {
+        let looped = looped.clone();
+        async move {
+            let database = TestDatabase::create(backend).await;
+            let url = database.url();
+            let summary = import(url, "wxr", &looped, &[]);
+            assert!(summary.contains("Imported 2 comments"), "{summary}");
+            assert!(summary.contains("wxr:9:1 → wxr:9:2"), "{summary}");
+            let comments = by_source(&export(url));
+            assert_eq!(parent_source(&comments, &comments["wxr:9:2"]), "wxr:9:1");
+            assert_eq!(parent_source(&comments, &comments["wxr:9:1"]), "", "the loop is cut");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_placeholder_address_under_invalid_is_never_mailed() {
+    use crate::outbox::{MODERATOR, assert_no_more_mail, next_mails, with_mail};
+    use crate::smtp_server::SmtpServer;
+    for_each_backend(|backend| async move {
+        let mut smtp = SmtpServer::start().await;
+        let app = spawn_app_with(backend, |config| with_mail(config, smtp.port(), &[MODERATOR])).await;
+        // The address an importer gives a guest without one, asking for
+        // replies: the moderator hears of the comment, the address nothing.
+        app.submit_with(json!({"uri": "/guests/", "email": "anonymous+307@disqus.invalid", "notify": true}))
+            .await;
+        let mails = next_mails(&mut smtp, 1).await;
+        assert_eq!(mails[0].rcpt_to, [MODERATOR]);
+        assert_no_more_mail(&mut smtp, "after the moderator's mail").await;
+    })
+    .await;
+}

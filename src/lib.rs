@@ -40,17 +40,20 @@
 //! - [`outbox`]: the durable outbox: the dispatcher that turns notification
 //!   events (written with each change) into mails and webhook calls, and the
 //!   sender that delivers them with retries.
+//! - [`import`]: `marginalia import` (WordPress, Disqus, Isso, our own export),
+//!   `export` and `backup`; one file per format, every record through the
+//!   domain parsers and the `comments::import` use case, in one transaction.
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
 //!
 //! Capabilities that arrive with v2 get a module each, beside these: `spam`
-//! (rules, Akismet, the learning filter), `import` (one file per source
-//! format) and `feeds`.
+//! (rules, Akismet, the learning filter) and `feeds`.
 //!
 //! Dependencies point one way: `routes` → `links` → `comments` → `state` → `store`,
 //! `auth`, `rate_limit`, `thread_cache`, `metrics` → `domain`. `startup` wires
 //! `state`, `tasks`, `routes`, `outbox` and `server`; nothing imports `startup`.
-//! `outbox` → `state`, `store`, `notify`; `notify` depends on `domain` only.
+//! `outbox` → `state`, `store`, `notify`; `notify` depends on `domain` only;
+//! `import` → `comments`, `store`, `config`, `domain`, called by the binary alone.
 
 pub mod auth;
 pub mod comments;

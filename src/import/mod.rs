@@ -11,7 +11,7 @@
 //! line and the reason, and nothing is kept; `--dry-run` runs it all and
 //! rolls back. Memory stays flat whatever the file's size: the XML formats
 //! are read as a stream of events, no XML element may exceed
-//! [`xml::MAX_EVENT_BYTES`], rows go out in batches, and replies are linked
+//! 64 MiB (`xml::MAX_EVENT_BYTES`), rows go out in batches, and replies are linked
 //! to their parents by the database at the end (so a reply may come first).
 //!
 //! It calls `comments` (the use case), `store` (the transaction, the Isso
@@ -259,7 +259,7 @@ fn truncate_to_micros(at: OffsetDateTime) -> OffsetDateTime {
 /// The most source ids listed for one reason or warning; the rest are counted.
 const LISTED_IDS: usize = 20;
 
-/// Source ids, the first [`LISTED_IDS`] kept, all counted.
+/// Source ids, the first 20 kept, all counted.
 #[derive(Debug, Clone, Default)]
 pub struct Listed {
     pub count: u64,

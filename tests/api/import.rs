@@ -667,7 +667,11 @@ async fn a_loop_of_parents_in_the_file_is_broken_and_reported() {
             assert!(summary.contains("wxr:9:1 → wxr:9:2"), "{summary}");
             let comments = by_source(&export(url));
             assert_eq!(parent_source(&comments, &comments["wxr:9:2"]), "wxr:9:1");
-            assert_eq!(parent_source(&comments, &comments["wxr:9:1"]), "", "the loop is cut");
+            assert_eq!(
+                parent_source(&comments, &comments["wxr:9:1"]),
+                "",
+                "the loop is cut"
+            );
         }
     })
     .await;

@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -24,7 +25,8 @@ pub const MAX_BODY_BYTES: usize = 128 * 1024;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://marginalia.db";
 
 /// `marginalia [serve] [OPTIONS]`, `marginalia migrate`, `marginalia token …`,
-/// `marginalia secret rotate`.
+/// `marginalia secret rotate`, `marginalia import …`, `marginalia export`,
+/// `marginalia backup PATH`.
 #[derive(Debug, Parser)]
 #[command(name = "marginalia", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -60,6 +62,41 @@ pub enum Command {
         #[command(subcommand)]
         action: SecretAction,
     },
+    /// Import comments from WordPress (WXR), Disqus (XML), Isso (its SQLite
+    /// file) or our own export (JSON Lines). Idempotent; writes nothing when
+    /// the file is malformed.
+    Import {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The format of FILE.
+        #[arg(value_enum)]
+        format: ImportFormat,
+        /// The export (or, for isso, the database file) to read.
+        file: PathBuf,
+        /// Do everything, then roll back: the summary says what would be imported.
+        #[arg(long)]
+        dry_run: bool,
+        /// WordPress only: what names a post's thread: the path of its
+        /// permalink, of its guid, or `/<slug>/`.
+        #[arg(long, value_enum, default_value = "link")]
+        uri_from: UriFrom,
+    },
+    /// Write every comment with every field as JSON Lines (see docs/data.md).
+    Export {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Copy a live SQLite database into a new file (consistent, while it
+    /// serves). For PostgreSQL use pg_dump.
+    Backup {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The new file; it must not exist yet.
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +117,31 @@ pub enum TokenAction {
     List,
     /// Revoke a token by name.
     Revoke { name: String },
+}
+
+/// The formats `marginalia import` reads (`import::Format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFormat {
+    /// A WordPress export (WXR 1.0–1.2, Tools → Export).
+    Wxr,
+    /// A Disqus export (XML, Moderation → Export).
+    Disqus,
+    /// An Isso database file (SQLite).
+    Isso,
+    /// Our own export (`marginalia export`).
+    Jsonl,
+}
+
+/// Which part of a WordPress post names its thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum UriFrom {
+    /// The path (and query) of the post's permalink, `<link>`.
+    #[default]
+    Link,
+    /// The path (and query) of the post's `<guid>` (`/?p=123`).
+    Guid,
+    /// `/<post_name>/`, the post's slug.
+    Slug,
 }
 
 /// Where the comments are stored.

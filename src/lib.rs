@@ -43,17 +43,20 @@
 //! - [`i18n`]: the languages ([`i18n::Lang`]), choosing one from `Accept-Language`
 //!   or a tag, and the server's compiled-in catalogs with their placeholder and
 //!   CLDR plural formatter. It imports no other module of the crate.
+//! - [`import`]: `marginalia import` (WordPress, Disqus, Isso, our own export),
+//!   `export` and `backup`; one file per format, every record through the
+//!   domain parsers and the `comments::import` use case, in one transaction.
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
 //!
 //! Capabilities that arrive with v2 get a module each, beside these: `spam`
-//! (rules, Akismet, the learning filter), `import` (one file per source
-//! format) and `feeds`.
+//! (rules, Akismet, the learning filter) and `feeds`.
 //!
 //! Dependencies point one way: `routes` → `links` → `comments` → `state` → `store`,
 //! `auth`, `rate_limit`, `thread_cache`, `metrics` → `domain`. `startup` wires
 //! `state`, `tasks`, `routes`, `outbox` and `server`; nothing imports `startup`.
-//! `outbox` → `state`, `store`, `notify`; `notify` depends on `domain` and `i18n` only.
+//! `outbox` → `state`, `store`, `notify`; `notify` depends on `domain` and `i18n` only;
+//! `import` → `comments`, `store`, `config`, `domain`, called by the binary alone.
 
 pub mod auth;
 pub mod comments;
@@ -61,6 +64,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod i18n;
+pub mod import;
 pub mod links;
 pub mod metrics;
 pub mod notify;

@@ -1,5 +1,6 @@
 //! The `marginalia` binary: parse the command line, set up logging, then serve,
-//! migrate, manage tokens or rotate the link secret. Everything else lives in the library.
+//! migrate, manage tokens, rotate the link secret, import, export or back up.
+//! Everything else lives in the library.
 
 use anyhow::Context;
 use clap::Parser;
@@ -7,6 +8,7 @@ use secrecy::ExposeSecret;
 
 use marginalia::auth;
 use marginalia::config::{Cli, Command, Config, DatabaseArgs, SecretAction, TokenAction};
+use marginalia::import;
 use marginalia::startup::App;
 use marginalia::store::{Store, TokenInsertError};
 use marginalia::telemetry;
@@ -26,7 +28,50 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Token { database, action }) => manage_tokens(&database, action).await,
         Some(Command::Secret { database, action }) => manage_secret(&database, action).await,
+        Some(Command::Import {
+            database,
+            format,
+            file,
+            dry_run,
+            uri_from,
+        }) => import_file(&database, format, &file, import::Options { dry_run, uri_from }).await,
+        Some(Command::Export { database, output }) => {
+            let store = open(&database).await?;
+            store.migrate().await?;
+            let written = import::export::write(&store, output.as_deref()).await?;
+            store.close().await;
+            eprintln!("Exported {written} comments.");
+            Ok(())
+        }
+        Some(Command::Backup { database, path }) => {
+            if path.exists() {
+                anyhow::bail!("{} exists already; a backup goes into a new file", path.display());
+            }
+            let store = open(&database).await?;
+            store.backup(&path).await?;
+            store.close().await;
+            eprintln!("Backed up to {}.", path.display());
+            Ok(())
+        }
     }
+}
+
+/// `marginalia import`: the summary goes to standard output; a malformed
+/// file or a failing database ends with a non-zero status, nothing written.
+async fn import_file(
+    database: &DatabaseArgs,
+    format: import::Format,
+    file: &std::path::Path,
+    options: import::Options,
+) -> anyhow::Result<()> {
+    let _guard = telemetry::init("warn");
+    let store = open(database).await?;
+    store.migrate().await?;
+    let result = import::run(&store, format, file, options).await;
+    store.close().await;
+    let summary = result?;
+    print!("{summary}");
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

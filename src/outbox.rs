@@ -338,6 +338,7 @@ async fn plan(state: &AppState, events: &[NotificationEvent]) -> Result<EventOut
             // Not re-sent within a day: a form cannot be used to flood an
             // address; confirming the earlier mail confirms this request too.
             if recent == 0
+                && notify::can_receive_mail(&comment.email)
                 && let Ok(recipient) = comment.email.parse::<Address>()
             {
                 let claims = Claims::new(
@@ -396,7 +397,7 @@ async fn reply_mail(
     let Some(address) = state.store.active_subscriber(parent_id).await? else {
         return Ok(None);
     };
-    if address.eq_ignore_ascii_case(&reply.email) {
+    if address.eq_ignore_ascii_case(&reply.email) || !notify::can_receive_mail(&address) {
         return Ok(None);
     }
     let sent = budget
@@ -799,6 +800,10 @@ impl Sender {
         let (Some(transport), Some(mail)) = (&self.transport, &self.state.notify.mail) else {
             return Err("no SMTP server is configured".into());
         };
+        // The last guard: nothing queues mail to such an address.
+        if !notify::can_receive_mail(&delivery.recipient) {
+            return Err("the recipient is a placeholder address (.invalid) and receives no mail".into());
+        }
         let to: Address = delivery
             .recipient
             .parse()

@@ -29,6 +29,33 @@ pub struct NewComment {
     pub lang: Option<LanguageTag>,
 }
 
+/// A comment brought in from another system (or from our own export) by an
+/// importer: every part already went through the same parsers as a
+/// submission, and it keeps the status and dates its source gave it.
+#[derive(Debug, Clone)]
+pub struct ImportedComment {
+    /// Where it came from, unique per source (`wxr:<post>:<comment>`): a
+    /// second import of the same file finds it and adds nothing.
+    pub source_id: String,
+    /// Another name replies in the same file use for it (in our own export,
+    /// replies name their parent by its id in the file), if any.
+    pub alias: Option<String>,
+    /// The source id (or alias) of the comment it answers. Linked once the
+    /// whole file is in, so a reply may come before its parent.
+    pub parent: Option<String>,
+    pub uri: ThreadUri,
+    pub name: AuthorName,
+    pub email: Email,
+    pub website: Option<Website>,
+    pub body: CommentBody,
+    pub status: Status,
+    pub created_at: OffsetDateTime,
+    pub moderated_at: Option<OffsetDateTime>,
+    pub moderated_by: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
 /// A stored comment with everything a moderator sees.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Comment {

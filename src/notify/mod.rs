@@ -10,6 +10,7 @@
 //! - [`webhook`]: event payloads (generic JSON, Slack, Discord) and their signature;
 //! - [`settings`]: every notification option checked and resolved at start-up;
 //! - the retry schedule shared by every delivery ([`next_attempt`]);
+//! - which addresses may be mailed at all ([`can_receive_mail`]);
 //! - later, the outbox worker that delivers queued messages and webhook calls.
 //!
 //! What it may call: [`crate::domain`], [`crate::i18n`] (the words of mail) and
@@ -26,6 +27,16 @@ pub mod webhook;
 use std::time::Duration;
 
 pub use settings::{NotifySettings, WebhookSettings};
+
+/// False for an address no mail may go to: one under the special-use
+/// `.invalid` domain (RFC 2606, RFC 6761), which importers give to authors
+/// their source had no address for (`anonymous+123@disqus.invalid`). Such an
+/// address is never sent a confirmation or a reply mail.
+pub fn can_receive_mail(address: &str) -> bool {
+    let domain = address.rsplit_once('@').map_or(address, |(_, domain)| domain);
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    !(domain == "invalid" || domain.ends_with(".invalid"))
+}
 
 /// How long to wait before each retry of a failed delivery: the first comes
 /// quickly (a short outage delays mail by seconds), later ones back off to an
@@ -66,7 +77,7 @@ pub fn next_attempt(attempts: u32) -> Option<Duration> {
 mod tests {
     use std::time::Duration;
 
-    use super::{RETRY_SCHEDULE, next_attempt};
+    use super::{RETRY_SCHEDULE, can_receive_mail, next_attempt};
 
     #[test]
     fn the_first_retry_comes_within_thirty_seconds() {
@@ -101,5 +112,20 @@ mod tests {
     fn zero_attempts_has_no_retry_wait() {
         // Nothing has failed yet: the first try is not a retry.
         assert_eq!(next_attempt(0), None);
+    }
+
+    #[test]
+    fn placeholder_addresses_under_invalid_receive_no_mail() {
+        for address in [
+            "anonymous+1@disqus.invalid",
+            "a@INVALID",
+            "a@x.Invalid.",
+            "a@invalid",
+        ] {
+            assert!(!can_receive_mail(address), "{address}");
+        }
+        for address in ["ada@example.org", "a@invalid.example", "a@notinvalid"] {
+            assert!(can_receive_mail(address), "{address}");
+        }
     }
 }

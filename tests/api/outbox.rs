@@ -368,7 +368,7 @@ async fn hostile_names_and_bodies_are_escaped_in_the_moderator_mail() {
                     assert!(allowed_elements.contains(&name), "<{name}> from {payload:?}");
                     for (attribute, value) in element.value().attrs() {
                         assert!(
-                            ["href", "style", "charset"].contains(&attribute),
+                            ["href", "style", "charset", "lang", "dir"].contains(&attribute),
                             "{attribute}= from {payload:?}"
                         );
                         if attribute == "href" {

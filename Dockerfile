@@ -12,9 +12,10 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY migrations ./migrations
-# The widget, the moderation page and openapi.yaml are compiled into the binary; the benchmark
-# tools are declared as examples in Cargo.toml, so cargo needs them present.
+# The widget, the moderation page, the language catalogs and openapi.yaml are compiled into the
+# binary; the benchmark tools are declared as examples in Cargo.toml, so cargo needs them present.
 COPY assets ./assets
+COPY locales ./locales
 COPY openapi.yaml ./
 COPY bench ./bench
 # The same command as .ci/run: the committed Cargo.lock is used as is.

@@ -584,7 +584,7 @@ impl Composer {
     /// the formatted message, so every retry carries the same one. `lang` is
     /// the recipient's language.
     fn addressing(&self, to: Mailbox, lang: Lang) -> Addressing {
-        let unique = uuid_like();
+        let unique = links::Nonce::random().to_hex();
         let domain = self.from.email.domain();
         let message_id = MessageId::new(&unique, domain)
             .or_else(|_| MessageId::new(&unique, "marginalia.invalid"))
@@ -635,7 +635,7 @@ fn webhook_payload(state: &AppState, event: &NotificationEvent, comment: &Commen
         event: event.kind,
         // Unique per delivery (event and receiver), and stable across its
         // retries because it is stored in the body.
-        id: format!("evt_{}_{}", event.id, uuid_like()),
+        id: format!("evt_{}_{}", event.id, links::Nonce::random().to_hex()),
         created_at: event.created_at,
         comment: WebhookComment {
             public: comment.to_public(true),
@@ -712,14 +712,6 @@ fn signed(ttl: Duration) -> time::Duration {
 /// takes all of [`SEND_LIMIT`] still ends before the claim's lease does.
 fn lease_covers_a_send(elapsed: Duration) -> bool {
     elapsed + SEND_LIMIT < CLAIM_LEASE.unsigned_abs()
-}
-
-/// 32 random hex digits.
-fn uuid_like() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }
 
 /// Delivers what is due.

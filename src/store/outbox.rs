@@ -207,7 +207,8 @@ impl Store {
                 (String::new(), rows)
             }
             Store::Postgres(_) => {
-                let claim = claim_name();
+                // Random, so two instances never share a claim name.
+                let claim = crate::notify::links::Nonce::random().to_hex();
                 let sql = with_row_lock!(self, claim_events_statement);
                 let rows = on_pool!(self, pool => sqlx::query_as(sql)
                     .bind(&claim)
@@ -595,12 +596,4 @@ impl Store {
 /// A deleted comment as its event keeps it.
 pub(super) fn encode_deleted(comment: &Comment) -> Result<String, sqlx::Error> {
     serde_json::to_string(comment).map_err(|error| sqlx::Error::Encode(error.into()))
-}
-
-/// A claim's name: random, so two instances never share one.
-fn claim_name() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }

@@ -210,17 +210,27 @@ pub fn moderator_notification(
 }
 
 /// One mail for the comments beyond the hourly allowance of single mails.
+///
+/// `arrived` is how many comments were held for it, of which `entries` lists
+/// the oldest (a spam wave must not make a mail of hundreds of megabytes);
+/// the mail says so when it lists fewer.
 pub fn moderator_digest(
     addressing: &Addressing,
     site: &Site,
     entries: &[DigestEntry],
+    arrived: u64,
     queue_url: &str,
 ) -> Result<Message, lettre::error::Error> {
     let lang = addressing.lang;
-    let count = entries.len() as u64;
+    let count = arrived.max(entries.len() as u64);
     let subject = site.subject(&lang.text_count("mail.digest.subject", count, &[]));
     let intro = lang.text_count("mail.digest.intro", count, &[]);
+    let listed = (count > entries.len() as u64)
+        .then(|| lang.text("mail.digest.listed", &[("shown", &entries.len().to_string())]));
     let mut text = format!("{intro}\n");
+    if let Some(listed) = &listed {
+        let _ = writeln!(text, "{listed}");
+    }
     for entry in entries {
         text.push_str("\n----------------------------------------\n\n");
         write_comment_text(&mut text, lang, site, &entry.comment, &entry.links);
@@ -235,6 +245,9 @@ pub fn moderator_digest(
         &subject,
         html! {
             p { (intro) }
+            @if let Some(listed) = &listed {
+                p { (listed) }
+            }
             p { a href=(queue_url) style=(BUTTON) { (lang.text("mail.button.openQueue", &[])) } }
             @for entry in entries {
                 hr;
@@ -719,7 +732,14 @@ mod tests {
                 links: links(i),
             })
             .collect();
-        let message = moderator_digest(&addressing("mod@clinic.example"), &site(), &entries, QUEUE).unwrap();
+        let message = moderator_digest(
+            &addressing("mod@clinic.example"),
+            &site(),
+            &entries,
+            entries.len() as u64,
+            QUEUE,
+        )
+        .unwrap();
         let parsed = parse(&message);
         assert_common_headers(&parsed, "mod@clinic.example");
         assert_eq!(
@@ -743,7 +763,8 @@ mod tests {
         assert_eq!(buttons.iter().filter(|t| *t == "Approve").count(), 3);
         assert_eq!(buttons.iter().filter(|t| *t == "Open the queue").count(), 1);
 
-        let one = moderator_digest(&addressing("m@clinic.example"), &site(), &entries[..1], QUEUE).unwrap();
+        let one =
+            moderator_digest(&addressing("m@clinic.example"), &site(), &entries[..1], 1, QUEUE).unwrap();
         assert_eq!(
             parse(&one).subject(),
             Some("[Clinic blog] 1 new comment awaiting moderation")
@@ -908,7 +929,8 @@ mod tests {
             .into_iter()
             .map(|n| {
                 let entries: Vec<_> = (1..=n).map(entry).collect();
-                let message = moderator_digest(&russian, &site(), &entries, QUEUE).unwrap();
+                let message =
+                    moderator_digest(&russian, &site(), &entries, entries.len() as u64, QUEUE).unwrap();
                 parse(&message).subject().unwrap().to_owned()
             })
             .collect();
@@ -1002,6 +1024,7 @@ mod tests {
                         comment: comment.clone(),
                         links: links(1),
                     }],
+                    1,
                     QUEUE,
                 ),
                 reply_notification(&addressing("m@c.example"), &site(), &reply, &unsubscribe()),

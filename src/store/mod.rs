@@ -186,7 +186,7 @@ pub use batch::InsertBatcher;
 pub use import::{ExportedComment, IMPORT_BATCH, ImportLinks, ImportSession, IssoComment, IssoFile};
 pub use links::{LinkModeration, SubscriptionConfirmation, SubscriptionRecord};
 pub use outbox::{
-    Delivery, DeliveryKind, DigestEntryRow, EventOutcome, NewDelivery, NewDigestEntry, NewSubscription,
+    Delivery, DeliveryKind, DigestBatch, EventOutcome, HeldComments, NewDelivery, NewSubscription,
     NotificationEvent, OutboxFigures,
 };
 pub use postgres::PostgresStore;

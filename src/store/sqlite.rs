@@ -83,16 +83,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Always granted: a SQLite file has one instance, and its write lock
-    /// (`BEGIN IMMEDIATE`) already keeps jobs apart.
-    pub(super) async fn try_job_lock(
-        &self,
-        _connection: &mut SqliteConnection,
-        _key: i64,
-    ) -> Result<bool, sqlx::Error> {
-        Ok(true)
-    }
-
     pub(super) async fn bulk_import(&self, comments: &[ImportComment]) -> Result<u64, StoreError> {
         self.transaction("BEGIN", async |connection| {
             for comment in comments {

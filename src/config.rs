@@ -26,7 +26,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://marginalia.db";
 
 /// `marginalia [serve] [OPTIONS]`, `marginalia migrate`, `marginalia token …`,
 /// `marginalia secret rotate`, `marginalia import …`, `marginalia export`,
-/// `marginalia backup PATH`.
+/// `marginalia backup PATH`, `marginalia people export|erase EMAIL`.
 #[derive(Debug, Parser)]
 #[command(name = "marginalia", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -96,6 +96,34 @@ pub enum Command {
         database: DatabaseArgs,
         /// The new file; it must not exist yet.
         path: PathBuf,
+    },
+    /// A reader's data: print everything held about an email address, or
+    /// erase it (see docs/data.md).
+    People {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(subcommand)]
+        action: PeopleAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeopleAction {
+    /// Print every comment (every status, every field) and reply-mail
+    /// subscription of EMAIL as JSON, as `GET /api/admin/people` does.
+    Export {
+        /// The reader's address (compared without regard to capitals).
+        email: String,
+    },
+    /// Anonymize every comment of EMAIL (name `Anonymous`; email, website,
+    /// IP and user agent removed; text kept), or delete them; its
+    /// subscriptions and queued mail go too. `moderated_by` is `cli`.
+    Erase {
+        /// The reader's address (compared without regard to capitals).
+        email: String,
+        /// Delete the comments instead of anonymizing them (replies stay).
+        #[arg(long)]
+        delete_comments: bool,
     },
 }
 
@@ -309,6 +337,16 @@ pub struct Config {
     /// language); anything else stops start-up.
     #[arg(long, env = "MARGINALIA_LANG", default_value = "en", value_parser = parse_lang)]
     pub lang: Lang,
+
+    /// Days the IP address and user agent of a comment are kept; after that
+    /// the retention job removes them from it. 0 keeps them.
+    #[arg(long, env = "MARGINALIA_KEEP_IP_DAYS", default_value = "30")]
+    pub keep_ip_days: u32,
+
+    /// Days after their moderation that spam and rejected comments are
+    /// deleted by the retention job. 0 keeps them.
+    #[arg(long, env = "MARGINALIA_PURGE_DAYS", default_value = "30")]
+    pub purge_days: u32,
 }
 
 impl Config {
@@ -673,6 +711,8 @@ mod tests {
             "MARGINALIA_WEBHOOK_SECRET",
             "MARGINALIA_WEBHOOK_FORMAT",
             "MARGINALIA_LANG",
+            "MARGINALIA_KEEP_IP_DAYS",
+            "MARGINALIA_PURGE_DAYS",
         ] {
             assert!(help.contains(env), "{env} missing from --help");
         }

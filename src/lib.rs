@@ -46,6 +46,11 @@
 //! - [`import`]: `marginalia import` (WordPress, Disqus, Isso, our own export),
 //!   `export` and `backup`; one file per format, every record through the
 //!   domain parsers and the `comments::import` use case, in one transaction.
+//! - [`people`]: readers' data rights: everything held about one address
+//!   (export) and its erasure (anonymize or delete), for the moderator API
+//!   and `marginalia people`.
+//! - [`retention`]: the background job that clears old IP addresses and user
+//!   agents and deletes old spam and rejected comments.
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
 //!
@@ -57,6 +62,8 @@
 //! `state`, `tasks`, `routes`, `outbox` and `server`; nothing imports `startup`.
 //! `outbox` → `state`, `store`, `notify`; `notify` depends on `domain` and `i18n` only;
 //! `import` → `comments`, `store`, `config`, `domain`, called by the binary alone.
+//! `people` → `state`, `store`, `domain`, called by `routes` and the binary;
+//! `retention` → `state`, `store`, `config`, `tasks`, started by `startup`.
 
 pub mod auth;
 pub mod comments;
@@ -69,7 +76,9 @@ pub mod links;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;
+pub mod people;
 pub mod rate_limit;
+pub mod retention;
 pub mod routes;
 pub mod server;
 pub mod startup;

@@ -330,7 +330,10 @@ async fn plan(state: &AppState, events: &[NotificationEvent]) -> Result<EventOut
                 }
             }
         }
-        if event.submitted && event.wants_replies {
+        // An address no mail can reach (a placeholder, or the empty email
+        // of a comment anonymized before its event was handled) subscribes
+        // to nothing.
+        if event.submitted && event.wants_replies && notify::can_receive_mail(&comment.email) {
             outcome.subscriptions.push(NewSubscription {
                 comment_id: comment.id,
                 uri: comment.uri.clone(),

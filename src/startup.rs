@@ -16,6 +16,7 @@ use crate::auth;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outbox;
+use crate::retention::{self, RetentionPolicy};
 use crate::routes;
 use crate::server::{self, ServerLimits};
 use crate::state::AppState;
@@ -82,6 +83,7 @@ impl App {
         let mut tasks = Supervisor::new(metrics.task_exits());
         let state = Arc::new(AppState::build(config, address, store, metrics, &mut tasks).await?);
         outbox::start(state.clone(), &mut tasks)?;
+        retention::start(state.clone(), RetentionPolicy::from_config(config), &mut tasks);
         let limits = ServerLimits {
             max_connections: config.max_connections.get() as usize,
             header_read_timeout: config.header_read_timeout,

@@ -63,6 +63,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let reject = action(state.clone(), "reject", Status::Rejected);
     let spam = action(state.clone(), "spam", Status::Spam);
     let state_for_notifications = state.clone();
+    let state_for_people = state.clone();
     cross_site(state)
         .or(list)
         .unify()
@@ -79,6 +80,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .or(spam)
         .unify()
         .or(super::admin_notifications::routes(state_for_notifications))
+        .unify()
+        .or(super::admin_people::routes(state_for_people))
         .unify()
         .boxed()
 }

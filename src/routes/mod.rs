@@ -3,6 +3,7 @@
 //! - [`public`]: what the widget calls (submit, thread, counts), with CORS;
 //! - [`admin`]: the moderator API behind bearer tokens, and
 //!   [`admin_notifications`], its calls about notification settings;
+//!   [`admin_people`], its calls about one reader's data (export, erase);
 //! - [`pages`]: the widget script, the moderation page, the demo post and the
 //!   OpenAPI description;
 //! - [`ops`]: health, readiness and metrics for operators;
@@ -15,6 +16,7 @@
 
 pub mod admin;
 pub mod admin_notifications;
+pub mod admin_people;
 pub mod filters;
 pub mod links;
 pub mod ops;
@@ -105,6 +107,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/api/admin/session" => "/api/admin/session",
         "/api/admin/notifications" => "/api/admin/notifications",
         "/api/admin/notifications/test" => "/api/admin/notifications/test",
+        "/api/admin/people" => "/api/admin/people",
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",

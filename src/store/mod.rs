@@ -172,7 +172,9 @@ mod import;
 mod links;
 mod moderators;
 mod outbox;
+mod people;
 mod postgres;
+mod retention;
 mod secrets;
 mod sqlite;
 
@@ -189,7 +191,9 @@ pub use outbox::{
     Delivery, DeliveryKind, DigestBatch, EventOutcome, HeldComments, NewDelivery, NewSubscription,
     NotificationEvent, OutboxFigures,
 };
+pub use people::{ANONYMOUS_NAME, ErasedRecords, ErasureMode, PersonRecords};
 pub use postgres::PostgresStore;
+pub use retention::RetentionStep;
 pub use sqlite::SqliteStore;
 
 /// A store failure, split the way the client needs it: "try again later"

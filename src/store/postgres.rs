@@ -87,6 +87,20 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Takes the transaction-scoped advisory lock `key` if no other session
+    /// holds it: `false` means another instance is doing that job now. The
+    /// lock ends with the transaction, even if the instance dies.
+    pub(super) async fn try_job_lock(
+        &self,
+        connection: &mut PgConnection,
+        key: i64,
+    ) -> Result<bool, sqlx::Error> {
+        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(key)
+            .fetch_one(connection)
+            .await
+    }
+
     /// Reports changes made by any instance until the task is dropped:
     /// [`StoreChange::Listening`] whenever the listener is (re)connected (so the
     /// caller can drop what it may have missed), [`StoreChange::Thread`] per

@@ -22,6 +22,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/admin/session", "GET, HEAD, POST, DELETE"),
     ("/api/admin/notifications", "GET, HEAD"),
     ("/api/admin/notifications/test", "POST"),
+    ("/api/admin/people", "GET, HEAD, DELETE"),
     ("/healthz", "GET, HEAD"),
     ("/readyz", "GET, HEAD"),
     ("/metrics", "GET, HEAD"),

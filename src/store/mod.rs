@@ -173,6 +173,7 @@ mod links;
 mod moderators;
 mod outbox;
 mod postgres;
+mod rate_limit;
 mod secrets;
 mod sqlite;
 
@@ -190,6 +191,7 @@ pub use outbox::{
     NotificationEvent, OutboxFigures,
 };
 pub use postgres::PostgresStore;
+pub use rate_limit::SharedVerdict;
 pub use sqlite::SqliteStore;
 
 /// A store failure, split the way the client needs it: "try again later"

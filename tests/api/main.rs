@@ -37,6 +37,7 @@ mod rate_limit;
 mod restart;
 mod sanitize;
 mod server;
+mod shared_limit;
 mod site;
 mod store;
 mod submit;

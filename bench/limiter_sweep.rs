@@ -72,7 +72,10 @@ fn main() {
         let client = IpAddr::V4(Ipv4Addr::from(first + offset));
         // In process only (no store given): the check's future is ready at
         // its first poll, so no runtime is needed to measure it.
-        let checked = limiter.check(client).now_or_never().expect("ready at once in process");
+        let checked = limiter
+            .check(client)
+            .now_or_never()
+            .expect("ready at once in process");
         if checked.is_err() {
             refused += 1;
         }

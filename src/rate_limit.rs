@@ -177,9 +177,11 @@ impl SubmissionLimiter {
     /// the shared one (PostgreSQL) only when that allows.
     pub async fn check(&self, client: IpAddr) -> Result<(), Refusal> {
         let key = client_key(client);
-        self.limiter.check_key(&key).map_err(|not_until| Refusal::Limited {
-            retry_after_secs: whole_seconds(not_until.wait_time_from(self.clock.now())),
-        })?;
+        self.limiter
+            .check_key(&key)
+            .map_err(|not_until| Refusal::Limited {
+                retry_after_secs: whole_seconds(not_until.wait_time_from(self.clock.now())),
+            })?;
         let Some(shared) = &self.shared else {
             return Ok(());
         };

@@ -124,7 +124,9 @@ impl PostgresStore {
             },
             // Refused, and the row was inserted after this statement's
             // snapshot (see the module header): the wait is about one interval.
-            None => SharedVerdict::Refused { retry_after: interval },
+            None => SharedVerdict::Refused {
+                retry_after: interval,
+            },
         })
     }
 

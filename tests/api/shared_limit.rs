@@ -56,14 +56,13 @@ async fn tat(connection: &mut sqlx::PgConnection, key: &str) -> Option<OffsetDat
 
 /// Moves a cell's TAT `seconds` into the past, as waiting would.
 async fn back_date(connection: &mut sqlx::PgConnection, key: &str, seconds: f64) {
-    let moved = sqlx::query(
-        "UPDATE rate_limit_cells SET tat = tat - make_interval(secs => $2) WHERE key = $1",
-    )
-    .bind(key)
-    .bind(seconds)
-    .execute(connection)
-    .await
-    .unwrap();
+    let moved =
+        sqlx::query("UPDATE rate_limit_cells SET tat = tat - make_interval(secs => $2) WHERE key = $1")
+            .bind(key)
+            .bind(seconds)
+            .execute(connection)
+            .await
+            .unwrap();
     assert_eq!(moved.rows_affected(), 1);
 }
 
@@ -72,7 +71,11 @@ async fn back_date(connection: &mut sqlx::PgConnection, key: &str, seconds: f64)
 async fn take_until_refused(store: &PostgresStore, key: &str, burst: u32) -> (u32, Duration) {
     let mut allowed = 0;
     loop {
-        match store.take_rate_limit_cell(key, MINUTE, burst, WITHIN).await.unwrap() {
+        match store
+            .take_rate_limit_cell(key, MINUTE, burst, WITHIN)
+            .await
+            .unwrap()
+        {
             SharedVerdict::Allowed => allowed += 1,
             SharedVerdict::Refused { retry_after } => return (allowed, retry_after),
         }
@@ -113,7 +116,10 @@ async fn one_client_gets_the_burst_in_total_across_two_instances() {
                 .unwrap()
                 .parse()
                 .unwrap();
-            assert!((1..=60).contains(&retry_after), "attempt {attempt}: {retry_after}");
+            assert!(
+                (1..=60).contains(&retry_after),
+                "attempt {attempt}: {retry_after}"
+            );
             assert_error(response, status, "rate_limited").await;
         }
         statuses.push(status);
@@ -183,7 +189,11 @@ async fn concurrent_takes_from_two_instances_never_exceed_the_burst() {
     let second = postgres_store(&database).await;
     let mut takes = Vec::new();
     for index in 0..40 {
-        let store = if index % 2 == 0 { first.clone() } else { second.clone() };
+        let store = if index % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
         takes.push(tokio::spawn(async move {
             store
                 .take_rate_limit_cell("198.51.100.7", MINUTE, 5, WITHIN)

@@ -11,6 +11,7 @@
 use std::net::IpAddr;
 
 use crate::domain::{Comment, CommentId, ImportedComment, NewComment, Status};
+use crate::rate_limit::Refusal;
 use crate::state::AppState;
 use crate::store::{ImportLinks, ImportSession, Moderated, StoreError};
 
@@ -35,9 +36,15 @@ pub enum CommentError {
 pub async fn submit(state: &AppState, client: IpAddr, comment: NewComment) -> Result<Comment, CommentError> {
     // Limited after validation (the caller parsed already): a reader fixing a
     // typo is not punished, while every submission that would be stored counts.
-    if let Err(retry_after_secs) = state.submissions.check(client) {
-        state.metrics.rate_limited("submit");
-        return Err(CommentError::RateLimited { retry_after_secs });
+    match state.submissions.check(client).await {
+        Ok(()) => {}
+        Err(Refusal::Limited { retry_after_secs }) => {
+            state.metrics.rate_limited("submit");
+            return Err(CommentError::RateLimited { retry_after_secs });
+        }
+        // The shared limit (PostgreSQL) could not be asked: refused as the
+        // store being unavailable, never let through unchecked.
+        Err(Refusal::Unchecked(error)) => return Err(CommentError::Store(error)),
     }
     let status = initial_status(&comment);
     let stored = state

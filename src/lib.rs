@@ -30,7 +30,7 @@
 //! - [`auth`]: moderator tokens (generation, hashing, constant-time check) and the
 //!   lock-out of IPs that keep failing.
 //! - [`rate_limit`]: who the client is (trusted proxies, IPv6 /64) and the per-client
-//!   submission limit (`governor`).
+//!   submission limit (`governor`; on PostgreSQL also shared by all instances, through `store`).
 //! - [`thread_cache`]: serialized public thread pages, invalidated by moderation
 //!   (and, on PostgreSQL, by other instances through `LISTEN/NOTIFY`).
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.

@@ -156,7 +156,7 @@ async fn prune_periodically(state: Arc<AppState>) {
     let mut interval = tokio::time::interval(PRUNE_INTERVAL);
     loop {
         interval.tick().await;
-        state.submissions.prune();
+        state.submissions.prune().await;
         state.auth.prune();
     }
 }

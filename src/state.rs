@@ -85,8 +85,12 @@ impl AppState {
             threads: ThreadCache::new(config.thread_cache_bytes, cache_ready_at_once),
             auth: Authenticator::new(store.clone(), config.admin_token.as_ref()),
             inserts: InsertBatcher::start(store.clone(), writers, notify.is_enabled(), supervisor),
+            submissions: SubmissionLimiter::for_store(
+                config.rate_limit_per_minute,
+                config.rate_limit_burst,
+                &store,
+            ),
             store,
-            submissions: SubmissionLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst),
             clients: ClientResolver::new(config.trusted_networks()),
             metrics,
             allowed_origins,

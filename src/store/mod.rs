@@ -174,6 +174,7 @@ mod moderators;
 mod outbox;
 mod people;
 mod postgres;
+mod rate_limit;
 mod retention;
 mod secrets;
 mod sqlite;
@@ -193,6 +194,7 @@ pub use outbox::{
 };
 pub use people::{ANONYMOUS_NAME, ErasedRecords, ErasureMode, PersonRecords};
 pub use postgres::PostgresStore;
+pub use rate_limit::SharedVerdict;
 pub use retention::RetentionStep;
 pub use sqlite::SqliteStore;
 

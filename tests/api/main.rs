@@ -39,6 +39,7 @@ mod restart;
 mod retention;
 mod sanitize;
 mod server;
+mod shared_limit;
 mod site;
 mod store;
 mod submit;

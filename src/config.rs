@@ -309,6 +309,11 @@ pub struct Config {
     /// language); anything else stops start-up.
     #[arg(long, env = "MARGINALIA_LANG", default_value = "en", value_parser = parse_lang)]
     pub lang: Lang,
+
+    /// Days after its first comment a thread closes to new comments (its
+    /// comments stay shown), unless a moderator opened it; 0: never.
+    #[arg(long, env = "MARGINALIA_CLOSE_AFTER_DAYS", default_value = "0")]
+    pub close_after_days: u32,
 }
 
 impl Config {

@@ -175,6 +175,7 @@ mod outbox;
 mod postgres;
 mod secrets;
 mod sqlite;
+mod threads;
 
 use std::collections::HashMap;
 

@@ -41,5 +41,6 @@ mod site;
 mod store;
 mod submit;
 mod thread;
+mod threads;
 mod webhooks;
 mod xss_corpus;

@@ -338,6 +338,15 @@
       parentBox,
       body(c.body_html),
       actions);
+    // The comment's whole thread: close or open it to new comments.
+    const threadActions = h('div', { class: 'thread-actions', role: 'group', 'aria-label': t('threadOf', { id: String(c.id) }) },
+      h('button', { type: 'button', class: 'thread-close', 'data-thread': 'close' }, t('closeThread')),
+      h('button', { type: 'button', class: 'thread-open', 'data-thread': 'open' }, t('openThread')));
+    li.append(threadActions);
+    threadActions.addEventListener('click', (e) => {
+      const button = e.target.closest('button[data-thread]');
+      if (button) decideThread(c.uri, button.dataset.thread, threadActions);
+    });
     const item = { id: c.id, comment: c, li, check };
     items.push(item);
     check.addEventListener('change', updateSelection);
@@ -464,6 +473,45 @@
     updateSelection();
   }
 
+  // Closes or opens a whole thread (POST /api/admin/threads/close|open?uri=…).
+  async function decideThread(uri, verb, group) {
+    const buttons = group.querySelectorAll('button');
+    buttons.forEach((b) => (b.disabled = true));
+    try {
+      const res = await api('POST', `/api/admin/threads/${verb}?` + new URLSearchParams({ uri }));
+      if (res.ok) say(t(res.data && res.data.closed ? 'threadClosed' : 'threadOpened', { uri }));
+      else {
+        if (res.status === 403) await recheck();
+        say(t('threadFailed', { uri, message: message(res) }), true);
+      }
+    } catch (e) {
+      say(t('threadFailed', { uri, message: e.message }), true);
+    } finally {
+      buttons.forEach((b) => (b.disabled = false));
+    }
+  }
+
+  // Moves a thread's comments to another uri (POST /api/admin/threads/rename).
+  async function renameThread(event) {
+    event.preventDefault();
+    const result = $('rename-result');
+    const from = $('rename-from').value.trim();
+    const to = $('rename-to').value.trim();
+    try {
+      const res = await api('POST', '/api/admin/threads/rename', { from, to });
+      if (res.ok) {
+        result.textContent = t('renamed', { count: res.data.moved, from, to });
+        loadList(false);
+      } else {
+        const fields = res.data && res.data.fields;
+        const detail = fields ? Object.entries(fields).map(([k, v]) => `${k}: ${v}`).join('; ') : message(res);
+        result.textContent = t('renameFailed', { message: detail });
+      }
+    } catch (e) {
+      result.textContent = e.message;
+    }
+  }
+
   // A 403 on an admin call means the CSRF token no longer matches the session: fetch it again.
   async function recheck() {
     const res = await api('GET', '/api/admin/session').catch(() => null);
@@ -571,6 +619,7 @@
     $('bulk-reject').addEventListener('click', () => bulk('reject'));
     $('more').addEventListener('click', () => loadList(true));
     $('test-mail').addEventListener('submit', sendTestMail);
+    $('rename').addEventListener('submit', renameThread);
     document.addEventListener('keydown', shortcut);
     window.addEventListener('hashchange', () => {
       if (csrf && /^#?(status=|$)/.test(location.hash)) {

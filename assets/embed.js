@@ -59,7 +59,8 @@
     "errRateSeconds": { "one": "You are commenting too quickly. Please wait {count} second and try again.", "other": "You are commenting too quickly. Please wait {count} seconds and try again." },
     "errRateMinutes": { "one": "You are commenting too quickly. Please wait {count} minute and try again.", "other": "You are commenting too quickly. Please wait {count} minutes and try again." },
     "errNetwork": "Your comment could not be sent because the comment server did not answer. What you wrote is still here: please try again.",
-    "errServer": "Your comment could not be sent ({message}). Please try again."
+    "errServer": "Your comment could not be sent ({message}). Please try again.",
+    "closed": "Comments are closed."
   };
 
   // The languages of /embed/locales/TAG.json.
@@ -251,6 +252,8 @@ ${P} .mg-check input{width:1.1rem;height:1.1rem;margin-top:.2rem;flex:none;accen
 ${P} .mg-status{margin-top:.6rem}
 ${P} .mg-status:empty{display:none}
 ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
+${P} .mg-closed{margin-top:1.5rem;font-style:italic}
+${P}.mg-is-closed .mg-reply{display:none}
 @media (max-width:480px){${P} .mg-children{margin-inline-start:.35rem;padding-inline-start:.6rem}}
 `;
 
@@ -369,7 +372,16 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
     root.classList.add('marginalia');
     root.lang = lang;
     root.dir = RTL.includes(lang) ? 'rtl' : 'ltr';
-    root.replaceChildren(section, respond);
+    // A closed thread (the server says so with every page) shows its comments and this instead of the form.
+    const closedNote = h('p', { class: 'mg-note mg-closed', id: 'marginalia-closed', hidden: true }, t('closed'));
+    root.replaceChildren(section, respond, closedNote);
+
+    function setClosed(closed) {
+      if (closed && parentId != null) closeReply(false);
+      root.classList.toggle('mg-is-closed', closed);
+      respond.hidden = closed;
+      closedNote.hidden = !closed;
+    }
 
     function say(message, bad) {
       status.textContent = message || '';
@@ -466,6 +478,7 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
         const data = await r.json();
         for (const c of data.comments) if (!nodes.has(c.id)) render(c, false);
         next = data.next;
+        setClosed(data.closed === true);
         heading.textContent = data.total ? t('comments', { count: data.total }) : t('noComments');
         note.hidden = true;
         showPending();
@@ -598,6 +611,9 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
           }
           say([t('errFix'), ...general].join(' '), true);
           showErrors(errors);
+        } else if (r.status === 403 && data.error === 'closed') {
+          // Closed while the reader was writing: the form stays, so they can still copy their text.
+          say(t('closed'), true);
         } else if (r.status === 429) {
           const secs = Math.max(1, parseInt(r.headers.get('Retry-After'), 10) || 60);
           say(secs < 60 ? t('errRateSeconds', { count: secs }) : t('errRateMinutes', { count: Math.ceil(secs / 60) }), true);

@@ -14,6 +14,7 @@ use crate::domain::{Comment, CommentId, ImportedComment, NewComment, Status};
 use crate::rate_limit::Refusal;
 use crate::state::AppState;
 use crate::store::{ImportLinks, ImportSession, Moderated, StoreError};
+use crate::threads;
 
 /// Why a use case did not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,9 @@ pub enum CommentError {
     /// A reply must answer an approved comment of its own thread.
     #[error("must be an approved comment on the same page")]
     ParentNotApproved,
+    /// The thread takes no new comments (see `threads`).
+    #[error("Comments are closed.")]
+    Closed,
     /// No comment has this id (it never existed, or was deleted).
     #[error("no comment with id {0}")]
     NotFound(CommentId),
@@ -34,6 +38,10 @@ pub enum CommentError {
 /// A reader submits a validated comment from `client`. Returns the stored
 /// comment with the status it was given.
 pub async fn submit(state: &AppState, client: IpAddr, comment: NewComment) -> Result<Comment, CommentError> {
+    // Before the limit: a comment that cannot be stored does not count.
+    if threads::is_closed(state, &comment.uri).await? {
+        return Err(CommentError::Closed);
+    }
     // Limited after validation (the caller parsed already): a reader fixing a
     // typo is not punished, while every submission that would be stored counts.
     match state.submissions.check(client).await {

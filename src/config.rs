@@ -347,6 +347,10 @@ pub struct Config {
     /// deleted by the retention job. 0 keeps them.
     #[arg(long, env = "MARGINALIA_PURGE_DAYS", default_value = "30")]
     pub purge_days: u32,
+    /// Days after its first comment a thread closes to new comments (its
+    /// comments stay shown), unless a moderator opened it; 0: never.
+    #[arg(long, env = "MARGINALIA_CLOSE_AFTER_DAYS", default_value = "0")]
+    pub close_after_days: u32,
 }
 
 impl Config {

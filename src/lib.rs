@@ -15,6 +15,9 @@
 //!   listener): one cancellation token, early exits logged and counted, drained at shutdown.
 //! - [`comments`]: the use cases (submit, moderate, delete) that routes, the CLI
 //!   and importers call; the order of steps lives here, not in handlers.
+//! - [`threads`]: the use cases on whole threads: closed or not (by a
+//!   moderator, an import, or `MARGINALIA_CLOSE_AFTER_DAYS`), close and open,
+//!   rename and merge.
 //! - [`links`]: the use cases of one-click links (moderate a comment, confirm a
 //!   subscription, unsubscribe): the token checked against the key stored now,
 //!   its purpose, then one store call that also makes the link single use.
@@ -87,3 +90,4 @@ pub mod store;
 pub mod tasks;
 pub mod telemetry;
 pub mod thread_cache;
+pub mod threads;

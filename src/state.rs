@@ -42,6 +42,9 @@ pub struct AppState {
     /// and checking (`links`) read the stored key at each use instead, so a
     /// `marginalia secret rotate` applies at once.
     pub link_secret: LinkSecret,
+    /// `MARGINALIA_CLOSE_AFTER_DAYS` as a duration; `None` when threads never
+    /// close by age.
+    pub close_after: Option<time::Duration>,
 }
 
 impl AppState {
@@ -98,6 +101,8 @@ impl AppState {
             lang: config.lang,
             notify,
             link_secret,
+            close_after: (config.close_after_days > 0)
+                .then(|| time::Duration::days(i64::from(config.close_after_days))),
         })
     }
 }

@@ -11,6 +11,7 @@ mod comment_body;
 mod email;
 mod language_tag;
 mod status;
+mod thread_state;
 mod thread_uri;
 mod website;
 
@@ -23,6 +24,7 @@ pub use comment_body::{
 pub use email::Email;
 pub use language_tag::LanguageTag;
 pub use status::Status;
+pub use thread_state::ThreadState;
 pub use thread_uri::ThreadUri;
 pub use website::Website;
 

@@ -79,7 +79,11 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(spam)
         .unify()
-        .or(super::admin_notifications::routes(state_for_notifications))
+        .or(super::admin_notifications::routes(
+            state_for_notifications.clone(),
+        ))
+        .unify()
+        .or(super::admin_threads::routes(state_for_notifications))
         .unify()
         .or(super::admin_people::routes(state_for_people))
         .unify()

@@ -3,7 +3,8 @@
 //! - [`public`]: what the widget calls (submit, thread, counts), with CORS;
 //! - [`admin`]: the moderator API behind bearer tokens, and
 //!   [`admin_notifications`], its calls about notification settings;
-//!   [`admin_people`], its calls about one reader's data (export, erase);
+//!   [`admin_people`], its calls about one reader's data (export, erase), and
+//!   [`admin_threads`], its calls on whole threads (close, open, rename);
 //! - [`pages`]: the widget script, the moderation page, the demo post and the
 //!   OpenAPI description;
 //! - [`ops`]: health, readiness and metrics for operators;
@@ -17,6 +18,7 @@
 pub mod admin;
 pub mod admin_notifications;
 pub mod admin_people;
+pub mod admin_threads;
 pub mod filters;
 pub mod links;
 pub mod ops;
@@ -82,11 +84,15 @@ impl From<CommentError> for ApiError {
         match error {
             CommentError::RateLimited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
             CommentError::ParentNotApproved => ApiError::field("parent_id", error.to_string()),
+            CommentError::Closed => ApiError::Closed(crate::i18n::Lang::En.text(CLOSED_MESSAGE, &[])),
             CommentError::NotFound(_) => ApiError::NotFound(error.to_string()),
             CommentError::Store(error) => error.into(),
         }
     }
 }
+
+/// The catalog key of what a reader is told when a thread is closed.
+pub(crate) const CLOSED_MESSAGE: &str = "thread.closed";
 
 /// A 405 for a path that exists but not with this method. Put last in a
 /// path's alternatives.
@@ -108,6 +114,9 @@ pub fn route_label(path: &str) -> &'static str {
         "/api/admin/notifications" => "/api/admin/notifications",
         "/api/admin/notifications/test" => "/api/admin/notifications/test",
         "/api/admin/people" => "/api/admin/people",
+        "/api/admin/threads/close" => "/api/admin/threads/close",
+        "/api/admin/threads/open" => "/api/admin/threads/open",
+        "/api/admin/threads/rename" => "/api/admin/threads/rename",
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",

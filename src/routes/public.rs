@@ -31,6 +31,7 @@ use crate::error::{ApiError, respond};
 use crate::i18n::Lang;
 use crate::state::AppState;
 use crate::thread_cache::CachedPage;
+use crate::threads;
 
 /// Comments per thread page when the widget does not say.
 pub const DEFAULT_THREAD_LIMIT: u32 = 200;
@@ -175,6 +176,8 @@ fn error_page(error: ApiError, lang: Lang) -> Response {
             vec![lang.html("form.failure.unreadable", &[])]
         }
         ApiError::Unavailable(_) => vec![lang.html("form.failure.unavailable", &[])],
+        // Already in the reader's language (`submit_comment`).
+        ApiError::Closed(message) => vec![html! { (message) }],
         _ => vec![lang.html("form.failure.internal", &[])],
     };
     let retry = match &error {
@@ -303,7 +306,14 @@ async fn submit_comment(
     let format = SubmissionFormat::from_headers(&headers)?;
     let body = body?;
     let new_comment = parse_submission(format, &body, client, &headers)?;
-    let stored = comments::submit(&state, client, new_comment).await?;
+    let stored = comments::submit(&state, client, new_comment)
+        .await
+        .map_err(|error| match error {
+            comments::CommentError::Closed => {
+                ApiError::Closed(page_lang(&headers, state.lang).text(super::CLOSED_MESSAGE, &[]))
+            }
+            other => other.into(),
+        })?;
 
     match format {
         SubmissionFormat::Json => Ok(json_response(
@@ -379,6 +389,8 @@ struct Thread<'a> {
     total: i64,
     next: Option<String>,
     comments: &'a [PublicComment],
+    /// The thread takes no new comments (the widget shows no form).
+    closed: bool,
 }
 
 /// The query of a thread read.
@@ -481,11 +493,15 @@ async fn render_thread(state: &AppState, query: &ThreadQuery) -> Result<CachedPa
         .store
         .approved_thread(&query.uri, query.after, query.limit)
         .await?;
+    let thread_state = threads::state(state, &query.uri).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let closed = thread_state.is_closed(state.close_after, now);
     let body = serde_json::to_vec(&Thread {
         uri: query.uri.as_str(),
         total: page.total,
         next: page.next.map(|id| id.to_string()),
         comments: &page.comments,
+        closed,
     })
     .map_err(|error| ApiError::Internal(error.into()))?;
     // The ETag is a digest of the exact bytes, so any moderation action that
@@ -495,6 +511,12 @@ async fn render_thread(state: &AppState, query: &ThreadQuery) -> Result<CachedPa
     Ok(CachedPage {
         body: body.into(),
         etag,
+        // An open thread the age rule will close: the page says so until then.
+        fresh_until: if closed {
+            None
+        } else {
+            thread_state.open_until(state.close_after, now)
+        },
     })
 }
 

@@ -178,6 +178,7 @@ mod rate_limit;
 mod retention;
 mod secrets;
 mod sqlite;
+mod threads;
 
 use std::collections::HashMap;
 

@@ -44,5 +44,6 @@ mod site;
 mod store;
 mod submit;
 mod thread;
+mod threads;
 mod webhooks;
 mod xss_corpus;

@@ -61,7 +61,7 @@ async fn an_unknown_uri_is_an_empty_thread_and_a_missing_one_a_bad_request() {
         let thread = app.thread("/never/commented/").await;
         assert_eq!(
             thread,
-            json!({"uri": "/never/commented/", "total": 0, "next": null, "comments": []})
+            json!({"uri": "/never/commented/", "total": 0, "next": null, "comments": [], "closed": false})
         );
         for query in [
             "",

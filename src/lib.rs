@@ -46,6 +46,8 @@
 //! - [`import`]: `marginalia import` (WordPress, Disqus, Isso, our own export),
 //!   `export` and `backup`; one file per format, every record through the
 //!   domain parsers and the `comments::import` use case, in one transaction.
+//! - [`feeds`]: the Atom feeds of approved comments (the site's newest, one
+//!   thread's): ids, links, rendering with `quick-xml`, cached in `thread_cache`.
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
 //!
@@ -57,12 +59,14 @@
 //! `state`, `tasks`, `routes`, `outbox` and `server`; nothing imports `startup`.
 //! `outbox` → `state`, `store`, `notify`; `notify` depends on `domain` and `i18n` only;
 //! `import` → `comments`, `store`, `config`, `domain`, called by the binary alone.
+//! `feeds` → `state`, `store`, `thread_cache`, `config`, `i18n`, `domain`, called by `routes`.
 
 pub mod auth;
 pub mod comments;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod feeds;
 pub mod i18n;
 pub mod import;
 pub mod links;

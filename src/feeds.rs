@@ -90,7 +90,7 @@ pub async fn thread(state: &AppState, uri: &ThreadUri) -> Result<Arc<CachedPage>
                 &[("uri", uri.as_str()), ("site", state.site.name.as_str())],
             ),
             self_link,
-            alternate: state.site.page_url(uri.as_str()),
+            alternate: page_link(&state.site, uri.as_str(), None),
         };
         Ok(render(&state.site, state.lang, &head, &entries))
     })
@@ -263,16 +263,28 @@ fn tag_authority(url: &Url) -> String {
 /// The comment on the blog: its thread's page and the anchor the widget
 /// gives it (`assets/embed.js`: `marginalia-comment-ID`).
 pub fn comment_link(site: &Site, entry: &FeedEntry) -> String {
-    let page = site.page_url(&entry.uri);
     let anchor = format!("marginalia-comment-{}", entry.id);
+    page_link(site, &entry.uri, Some(&anchor))
+}
+
+/// `SITE_URL` + uri (+ `#fragment`) as a URI: what a uri holds beyond ASCII
+/// (it is used exactly as submitted) percent-encoded, as every feed reader
+/// can follow it.
+fn page_link(site: &Site, uri: &str, fragment: Option<&str>) -> String {
+    let page = site.page_url(uri);
     match Url::parse(&page) {
         Ok(mut url) => {
-            url.set_fragment(Some(&anchor));
+            if fragment.is_some() {
+                url.set_fragment(fragment);
+            }
             url.into()
         }
         // Cannot happen for a uri starting with `/` after an http(s) URL;
         // the plain concatenation is still the page.
-        Err(_) => format!("{page}#{anchor}"),
+        Err(_) => match fragment {
+            Some(fragment) => format!("{page}#{fragment}"),
+            None => page,
+        },
     }
 }
 

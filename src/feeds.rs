@@ -18,10 +18,11 @@
 //!   approved), the feed's `updated` the newest entry's (the Unix epoch for
 //!   an empty feed, so that its bytes and ETag stay the same).
 //!
-//! Feeds are cached with the thread pages in [`ThreadCache`]: a thread's feed
-//! is dropped with its thread, the recent feed by the invalidation of any
-//! thread, so a moderation action shows in the very next feed read, on every
-//! instance (PostgreSQL's `LISTEN/NOTIFY` invalidates there too).
+//! Feeds are cached with the thread pages in
+//! [`crate::thread_cache::ThreadCache`]: a thread's feed is dropped with its
+//! thread, the recent feed by the invalidation of any thread, so a moderation
+//! action shows in the very next feed read, on every instance (PostgreSQL's
+//! `LISTEN/NOTIFY` invalidates there too).
 
 use std::borrow::Cow;
 use std::io;

@@ -54,6 +54,8 @@
 //!   and `marginalia people`.
 //! - [`retention`]: the background job that clears old IP addresses and user
 //!   agents and deletes old spam and rejected comments.
+//! - [`feeds`]: the Atom feeds of approved comments (the site's newest, one
+//!   thread's): ids, links, rendering with `quick-xml`, cached in `thread_cache`.
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
 //!
@@ -67,12 +69,14 @@
 //! `import` → `comments`, `store`, `config`, `domain`, called by the binary alone.
 //! `people` → `state`, `store`, `domain`, called by `routes` and the binary;
 //! `retention` → `state`, `store`, `config`, `tasks`, started by `startup`.
+//! `feeds` → `state`, `store`, `thread_cache`, `config`, `i18n`, `domain`, called by `routes`.
 
 pub mod auth;
 pub mod comments;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod feeds;
 pub mod i18n;
 pub mod import;
 pub mod links;

@@ -20,6 +20,11 @@
 //! thread is served until that moment ([`CachedPage::fresh_until`]).
 //!
 //! The cache is bounded in bytes; whole threads are evicted least recently used first.
+//!
+//! The Atom feeds (`crate::feeds`) are kept here too, so that they follow the
+//! very same invalidations: a thread's feed is one more page of its thread
+//! ([`FEED_PAGE`]), and the site's recent-comments feed, which any thread's
+//! change may alter, lives under [`SITE_WIDE`], which every invalidation drops.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,6 +39,14 @@ use crate::domain::{CommentId, ThreadState};
 
 /// Which page of a thread: the cursor it starts after and its size.
 pub type PageKey = (Option<CommentId>, u32);
+
+/// The page key of a thread's Atom feed: no page of the JSON read has it,
+/// since that read's `limit` is at least 1.
+pub const FEED_PAGE: PageKey = (None, 0);
+
+/// The "thread" of pages built from every thread (the recent-comments feed):
+/// no thread's uri is empty, and invalidating any thread drops it too.
+pub const SITE_WIDE: &str = "";
 
 /// Rough bookkeeping cost of an entry beyond its bytes (maps, Arcs, header).
 const ENTRY_OVERHEAD: usize = 160;
@@ -200,12 +213,15 @@ impl ThreadCache {
         self.evict(&mut inner);
     }
 
-    /// Forgets every page of one thread (after a moderation action on it).
+    /// Forgets every page of one thread (after a moderation action on it),
+    /// and the site-wide pages, which show every thread.
     pub fn invalidate(&self, uri: &str) {
         let mut inner = self.lock();
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        if let Some(thread) = inner.threads.remove(uri) {
-            inner.bytes -= thread.bytes;
+        for key in [uri, SITE_WIDE] {
+            if let Some(thread) = inner.threads.remove(key) {
+                inner.bytes -= thread.bytes;
+            }
         }
     }
 
@@ -316,6 +332,20 @@ mod tests {
         cache.invalidate("/other/");
         cache.insert("/a/", (None, 200), page(100), epoch);
         assert!(cache.get("/a/", (None, 200)).is_none());
+    }
+
+    #[test]
+    fn site_wide_pages_are_dropped_by_the_invalidation_of_any_thread() {
+        let cache = ThreadCache::new(1 << 20, true);
+        cache.insert(SITE_WIDE, FEED_PAGE, page(100), cache.epoch());
+        cache.insert("/a/", FEED_PAGE, page(100), cache.epoch());
+        cache.insert("/b/", FEED_PAGE, page(100), cache.epoch());
+        assert!(cache.get(SITE_WIDE, FEED_PAGE).is_some());
+        cache.invalidate("/a/");
+        assert!(cache.get(SITE_WIDE, FEED_PAGE).is_none());
+        assert!(cache.get("/a/", FEED_PAGE).is_none());
+        assert!(cache.get("/b/", FEED_PAGE).is_some(), "other threads' feeds stay");
+        assert_eq!(cache.bytes(), page(100).cost() + "/b/".len());
     }
 
     #[test]

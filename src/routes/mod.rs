@@ -10,6 +10,7 @@
 //! - [`ops`]: health, readiness and metrics for operators;
 //! - [`links`]: the pages of one-click links in mail (moderate, subscribe,
 //!   unsubscribe).
+//! - [`feeds`]: the Atom feeds of approved comments.
 //!
 //! Every path answers every outcome itself (a wrong method is a 405 of that
 //! path, with `Allow`); [`crate::error::handle_rejection`] only sees what
@@ -19,6 +20,7 @@ pub mod admin;
 pub mod admin_notifications;
 pub mod admin_people;
 pub mod admin_threads;
+pub mod feeds;
 pub mod filters;
 pub mod links;
 pub mod ops;
@@ -66,7 +68,9 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(links::routes(state.clone()))
         .unify()
-        .or(ops::routes(state))
+        .or(ops::routes(state.clone()))
+        .unify()
+        .or(feeds::routes(state))
         .unify()
         .recover(handle_rejection)
         .unify()
@@ -126,6 +130,8 @@ pub fn route_label(path: &str) -> &'static str {
         "/admin/admin.css" => "/admin/admin.css",
         "/demo" => "/demo",
         "/openapi.yaml" => "/openapi.yaml",
+        "/feed/recent.atom" => "/feed/recent.atom",
+        "/feed/thread.atom" => "/feed/thread.atom",
         _ => match path.strip_prefix("/api/admin/comments/") {
             Some(rest) if rest.ends_with("/approve") => "/api/admin/comments/{id}/approve",
             Some(rest) if rest.ends_with("/reject") => "/api/admin/comments/{id}/reject",

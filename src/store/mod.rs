@@ -168,6 +168,7 @@ macro_rules! set_status_in_transaction {
 
 mod batch;
 mod comments;
+mod feeds;
 mod import;
 mod links;
 mod moderators;
@@ -187,6 +188,7 @@ use time::OffsetDateTime;
 use crate::domain::{Comment, CommentId, NewComment, PublicComment, Status, ThreadUri};
 
 pub use batch::InsertBatcher;
+pub use feeds::FeedEntry;
 pub use import::{ExportedComment, IMPORT_BATCH, ImportLinks, ImportSession, IssoComment, IssoFile};
 pub use links::{LinkModeration, SubscriptionConfirmation, SubscriptionRecord};
 pub use outbox::{

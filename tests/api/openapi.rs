@@ -13,6 +13,8 @@ use crate::helpers::*;
 const ROUTES: &[(&str, &str)] = &[
     ("/api/comments", "GET, HEAD, POST"),
     ("/api/counts", "GET, HEAD"),
+    ("/feed/recent.atom", "GET, HEAD"),
+    ("/feed/thread.atom", "GET, HEAD"),
     ("/api/admin/comments", "GET, HEAD"),
     ("/api/admin/comments/{id}", "GET, HEAD, DELETE"),
     ("/api/admin/comments/{id}/approve", "POST"),

@@ -46,6 +46,9 @@
 //! - [`import`]: `marginalia import` (WordPress, Disqus, Isso, our own export),
 //!   `export` and `backup`; one file per format, every record through the
 //!   domain parsers and the `comments::import` use case, in one transaction.
+//! - [`spam`]: the moderation rules (blocked and held words, links, honeypot,
+//!   too fast, known authors), each a pure function with reasons, combined in
+//!   one place; the in-process copy of the stored rules; the signed form token.
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
 //!
@@ -72,6 +75,7 @@ pub mod outbox;
 pub mod rate_limit;
 pub mod routes;
 pub mod server;
+pub mod spam;
 pub mod startup;
 pub mod state;
 pub mod store;

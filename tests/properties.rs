@@ -221,6 +221,8 @@ proptest! {
             ip: None,
             user_agent: None,
             lang: None,
+            reasons: Default::default(),
+            spam_score: None,
         };
         let public = serde_json::to_string(&stored.to_public(false)).unwrap();
         // The body may quote the address itself; the point is the field.

@@ -15,6 +15,7 @@
 
 pub mod admin;
 pub mod admin_notifications;
+mod admin_rules;
 pub mod filters;
 pub mod links;
 pub mod ops;
@@ -81,6 +82,10 @@ impl From<CommentError> for ApiError {
             CommentError::RateLimited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
             CommentError::ParentNotApproved => ApiError::field("parent_id", error.to_string()),
             CommentError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            CommentError::Duplicate => ApiError::Conflict {
+                code: "duplicate",
+                message: error.to_string(),
+            },
             CommentError::Store(error) => error.into(),
         }
     }
@@ -105,6 +110,8 @@ pub fn route_label(path: &str) -> &'static str {
         "/api/admin/session" => "/api/admin/session",
         "/api/admin/notifications" => "/api/admin/notifications",
         "/api/admin/notifications/test" => "/api/admin/notifications/test",
+        "/api/admin/rules" => "/api/admin/rules",
+        "/api/form-token" => "/api/form-token",
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",
@@ -118,6 +125,7 @@ pub fn route_label(path: &str) -> &'static str {
             Some(rest) if rest.ends_with("/approve") => "/api/admin/comments/{id}/approve",
             Some(rest) if rest.ends_with("/reject") => "/api/admin/comments/{id}/reject",
             Some(rest) if rest.ends_with("/spam") => "/api/admin/comments/{id}/spam",
+            Some(rest) if rest.ends_with("/pending") => "/api/admin/comments/{id}/pending",
             Some(_) => "/api/admin/comments/{id}",
             None => catalog_label(path).unwrap_or_else(|| link_label(path)),
         },

@@ -38,6 +38,7 @@ mod restart;
 mod sanitize;
 mod server;
 mod site;
+mod spam_rules;
 mod store;
 mod submit;
 mod thread;

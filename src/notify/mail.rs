@@ -658,6 +658,7 @@ mod tests {
             "Email: maya@reader.example",
             "Website: https://maya.example/",
             "IP: 203.0.113.9",
+            "Reasons: links:2, held_word:casino",
             "Is this covered by insurance?\n\nThanks!",
             "In reply to Dr. Ahn:\n> Ask me anything about OT.",
             "Approve: https://comments.clinic.example/moderate/approve-1",
@@ -692,6 +693,7 @@ mod tests {
             "Dr. Ahn",
             "Ask me anything about OT.",
             "Firefox/140",
+            "links:2, held_word:casino",
         ] {
             assert!(html.contains(expected), "{expected:?} not in {html}");
         }

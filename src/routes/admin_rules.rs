@@ -18,6 +18,9 @@ use crate::error::{ApiError, FieldErrors};
 use crate::spam::{ModerationMode, ModerationRules};
 use crate::state::AppState;
 
+/// The fields of the rules, all required by `PUT`.
+const RULE_FIELDS: [&str; 4] = ["moderation", "hold_links", "held_words", "blocked_words"];
+
 /// GET /api/admin/rules: the rules in force.
 pub(super) async fn show_rules(
     state: Arc<AppState>,
@@ -41,6 +44,14 @@ pub(super) async fn replace_rules(
     let Value::Object(object) = strict_json(&body?)? else {
         return Err(ApiError::BadRequest("the body must be a JSON object".into()));
     };
+    // The whole rules are replaced: a field this call does not know is a
+    // mistake (a typo would otherwise silently reset that rule).
+    if let Some(unknown) = object.keys().find(|key| !RULE_FIELDS.contains(&key.as_str())) {
+        return Err(ApiError::BadRequest(format!(
+            "unknown field `{unknown}`; the rules are {}",
+            RULE_FIELDS.join(", ")
+        )));
+    }
     let mut errors = FieldErrors::new();
     let moderation = match object.get("moderation") {
         None => {

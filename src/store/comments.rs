@@ -267,7 +267,7 @@ impl Store {
                 // id, or no score; after an unscored one, unscored ones with
                 // a higher id.
                 let cursor = "(SELECT spam_score FROM comments WHERE id = ";
-                sql.push(" AND ((")
+                sql.push(" AND (")
                     .push(cursor).push_bind(after).push(") IS NULL AND spam_score IS NULL AND id > ").push_bind(after)
                     .push(" OR ").push(cursor).push_bind(after).push(") IS NOT NULL AND (spam_score IS NULL OR spam_score > ")
                     .push(cursor).push_bind(after).push(") OR (spam_score = ")

@@ -761,8 +761,8 @@ mod tests {
         let defaults = Config::default();
         assert_eq!(defaults.moderation, ModerationMode::All);
         assert_eq!(defaults.min_form_seconds, Duration::from_secs(3));
-        let cli =
-            Cli::try_parse_from(["marginalia", "--moderation", "known", "--min-form-seconds", "0.5"]).unwrap();
+        let cli = Cli::try_parse_from(["marginalia", "--moderation", "known", "--min-form-seconds", "0.5"])
+            .unwrap();
         assert_eq!(cli.serve.moderation, ModerationMode::Known);
         assert_eq!(cli.serve.min_form_seconds, Duration::from_millis(500));
         assert!(Cli::try_parse_from(["marginalia", "--moderation", "some"]).is_err());

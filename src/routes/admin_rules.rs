@@ -84,8 +84,10 @@ pub(super) async fn replace_rules(
             None
         }
         Some(Value::Array(items)) => {
-            let strings: Option<Vec<String>> =
-                items.iter().map(|item| item.as_str().map(str::to_owned)).collect();
+            let strings: Option<Vec<String>> = items
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned))
+                .collect();
             if strings.is_none() {
                 errors.insert(field, "must be an array of strings".into());
             }
@@ -98,7 +100,8 @@ pub(super) async fn replace_rules(
     };
     let held = words("held_words");
     let blocked = words("blocked_words");
-    let (Some(moderation), Some(hold_links), Some(held), Some(blocked)) = (moderation, hold_links, held, blocked)
+    let (Some(moderation), Some(hold_links), Some(held), Some(blocked)) =
+        (moderation, hold_links, held, blocked)
     else {
         return Err(ApiError::Validation(errors));
     };

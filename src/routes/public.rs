@@ -188,7 +188,9 @@ fn error_page(error: ApiError, lang: Lang) -> Response {
             vec![lang.html("form.failure.unreadable", &[])]
         }
         ApiError::Unavailable(_) => vec![lang.html("form.failure.unavailable", &[])],
-        ApiError::Conflict { code: "duplicate", .. } => vec![lang.html("form.failure.duplicate", &[])],
+        ApiError::Conflict {
+            code: "duplicate", ..
+        } => vec![lang.html("form.failure.duplicate", &[])],
         _ => vec![lang.html("form.failure.internal", &[])],
     };
     let retry = match &error {

@@ -376,7 +376,8 @@ mod tests {
         }
         let empty = b"uri=%2Fp%2F&name=Ada&email=a%40example.org&body=hi&homepage=";
         let (_, signals) =
-            parse_submission_with_signals(SubmissionFormat::Form, empty, client(), &HeaderMap::new()).unwrap();
+            parse_submission_with_signals(SubmissionFormat::Form, empty, client(), &HeaderMap::new())
+                .unwrap();
         assert!(!signals.honeypot && signals.form_token.is_none());
         let odd = br#"{"uri": "/p/", "name": "Ada", "email": "a@example.org", "body": "hi",
                        "homepage": 7, "form_token": 7}"#;

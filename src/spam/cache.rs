@@ -39,7 +39,9 @@ impl RulesCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<ModerationRules>>> {
-        self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The cached rules, if any and if the cache may serve.

@@ -91,8 +91,7 @@ impl FormTokenKey {
             return FormAge::Invalid;
         }
         let (payload, mac) = bytes.split_at(PAYLOAD_LEN);
-        let mut check =
-            Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+        let mut check = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
         check.update(payload);
         // Constant time, on the truncated MAC.
         if check.verify_truncated_left(mac).is_err() {
@@ -123,7 +122,10 @@ mod tests {
         let token = key.issue(issued);
         assert_eq!(token.len(), 32);
         let later = issued + time::Duration::milliseconds(3500);
-        assert_eq!(key.age(Some(&token), later), FormAge::Shown(Duration::from_millis(3500)));
+        assert_eq!(
+            key.age(Some(&token), later),
+            FormAge::Shown(Duration::from_millis(3500))
+        );
         assert_eq!(key.age(Some(&token), issued), FormAge::Shown(Duration::ZERO));
     }
 
@@ -141,7 +143,10 @@ mod tests {
         // Back-dated by hand: the MAC no longer matches.
         let mut bytes = URL_SAFE_NO_PAD.decode(key.issue(now)).unwrap();
         bytes[5] ^= 1;
-        assert_eq!(key.age(Some(&URL_SAFE_NO_PAD.encode(bytes)), now), FormAge::Invalid);
+        assert_eq!(
+            key.age(Some(&URL_SAFE_NO_PAD.encode(bytes)), now),
+            FormAge::Invalid
+        );
         let future = key.issue(now + time::Duration::minutes(1));
         assert_eq!(key.age(Some(&future), now), FormAge::Invalid);
     }

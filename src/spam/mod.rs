@@ -291,8 +291,8 @@ mod tests {
         assert_eq!(rules.held_words, ["Viagra", "cheap pills"]);
         assert_eq!(rules.blocked_words, ["casino"]);
 
-        let errors = ModerationRules::new(ModerationMode::All, 101, &words(&["  "]), &words(&["a\u{7}"]))
-            .unwrap_err();
+        let errors =
+            ModerationRules::new(ModerationMode::All, 101, &words(&["  "]), &words(&["a\u{7}"])).unwrap_err();
         assert_eq!(
             errors.keys().copied().collect::<Vec<_>>(),
             ["blocked_words", "held_words", "hold_links"]

@@ -201,7 +201,14 @@ mod tests {
     fn a_blocked_word_in_any_field_is_spam_whatever_its_case() {
         let c = comment("Hello there");
         let rules_for = |word: &str| rules(ModerationMode::All, &[], &[word]);
-        for word in ["ADA", "EXAMPLE.ORG", "ada.example", "hello", "192.0.2.", "mozilla"] {
+        for word in [
+            "ADA",
+            "EXAMPLE.ORG",
+            "ada.example",
+            "hello",
+            "192.0.2.",
+            "mozilla",
+        ] {
             let rules = rules_for(word);
             let verdict = blocked_words(&submission(&c), &context(&rules)).expect(word);
             assert_eq!(verdict.status, Status::Spam);

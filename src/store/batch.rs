@@ -215,11 +215,10 @@ mod tests {
         // A closed pool is the quickest "database away" there is.
         store.close().await;
         let started = Instant::now();
-        let answers =
-            futures_util::future::join_all(
-                (1..=64).map(|n| batcher.insert(submission(n), Admission::plain(Status::Pending))),
-            )
-                .await;
+        let answers = futures_util::future::join_all(
+            (1..=64).map(|n| batcher.insert(submission(n), Admission::plain(Status::Pending))),
+        )
+        .await;
         assert!(
             answers
                 .iter()

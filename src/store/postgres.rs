@@ -89,7 +89,10 @@ impl PostgresStore {
 
     /// Notifies every instance that the moderation rules changed, inside the
     /// transaction of the change.
-    pub(super) async fn announce_rules_change(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+    pub(super) async fn announce_rules_change(
+        &self,
+        connection: &mut PgConnection,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(RULES_CHANNEL)
             .execute(&mut *connection)
@@ -120,7 +123,9 @@ impl PostgresStore {
         on_change(StoreChange::Listening);
         loop {
             match listener.try_recv().await? {
-                Some(notification) if notification.channel() == RULES_CHANNEL => on_change(StoreChange::Rules),
+                Some(notification) if notification.channel() == RULES_CHANNEL => {
+                    on_change(StoreChange::Rules)
+                }
                 Some(notification) => on_change(StoreChange::Thread(notification.payload().to_owned())),
                 // The connection dropped and the listener reconnected (it
                 // re-subscribes by itself): whatever was sent meanwhile is lost.

@@ -29,7 +29,11 @@ impl Store {
 
     /// Replaces the rules (`by`: the moderator's name) and tells every
     /// instance, in one transaction.
-    pub async fn replace_moderation_rules(&self, rules: &ModerationRules, by: &str) -> Result<(), StoreError> {
+    pub async fn replace_moderation_rules(
+        &self,
+        rules: &ModerationRules,
+        by: &str,
+    ) -> Result<(), StoreError> {
         let now = now();
         let held = serde_json::to_string(&rules.held_words).map_err(encode_error)?;
         let blocked = serde_json::to_string(&rules.blocked_words).map_err(encode_error)?;

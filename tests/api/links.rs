@@ -190,7 +190,9 @@ async fn reject_and_spam_links_set_their_status_and_count_like_any_moderation() 
             (ModerationAction::Reject, "rejected", "Rejected"),
             (ModerationAction::Spam, "spam", "Marked as spam"),
         ] {
-            let id = app.submit("/posts/actions/", &format!("Some text to mark {status}.")).await;
+            let id = app
+                .submit("/posts/actions/", &format!("Some text to mark {status}."))
+                .await;
             let path = format!("/moderate/{}", signer.moderate(action, id));
             let page = assert_page(app.post_link(&path).await, StatusCode::OK).await;
             assert!(page.contains(&format!("<h1>{title}</h1>")), "{page}");

@@ -60,7 +60,10 @@ async fn post_caught(app: &TestApp, comment: &Value, user_agent: Option<&str>) -
     let response = request.send().await.unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], "pending", "a caught comment answers like any other: {body}");
+    assert_eq!(
+        body["status"], "pending",
+        "a caught comment answers like any other: {body}"
+    );
     assert_eq!(body["message"], "Your comment is awaiting moderation.");
     body["id"].as_i64().unwrap()
 }
@@ -87,11 +90,31 @@ async fn a_blocked_word_in_each_field_sends_the_comment_to_spam_with_its_reason(
         // appears in that field only.
         let cases = [
             ("name", "Spammy", json!({"name": "Mr SPAMMY"}), None),
-            ("email", "bad-domain.example", json!({"email": "x@Bad-Domain.example"}), None),
-            ("website", "casino.example", json!({"website": "https://casino.example/win"}), None),
-            ("body", "cheap pills", json!({"body": "Buy Cheap Pills now"}), None),
+            (
+                "email",
+                "bad-domain.example",
+                json!({"email": "x@Bad-Domain.example"}),
+                None,
+            ),
+            (
+                "website",
+                "casino.example",
+                json!({"website": "https://casino.example/win"}),
+                None,
+            ),
+            (
+                "body",
+                "cheap pills",
+                json!({"body": "Buy Cheap Pills now"}),
+                None,
+            ),
             ("ip", "127.0.0.1", json!({}), None),
-            ("user agent", "evilbot", json!({}), Some("Mozilla/5.0 (EvilBot 2.0)")),
+            (
+                "user agent",
+                "evilbot",
+                json!({}),
+                Some("Mozilla/5.0 (EvilBot 2.0)"),
+            ),
         ];
         for (n, (field, word, overrides, agent)) in cases.into_iter().enumerate() {
             set_rules(
@@ -104,7 +127,11 @@ async fn a_blocked_word_in_each_field_sends_the_comment_to_spam_with_its_reason(
             let id = post_caught(&app, &comment, agent).await;
             let stored = admin_comment(&app, id).await;
             assert_eq!(stored["status"], "spam", "{field}: {stored}");
-            assert_eq!(stored["reasons"], json!([format!("blocked_word:{word}")]), "{field}");
+            assert_eq!(
+                stored["reasons"],
+                json!([format!("blocked_word:{word}")]),
+                "{field}"
+            );
             assert_eq!(stored["moderated_by"], "auto:blocked-word", "{field}");
             assert!(stored["moderated_at"].is_string(), "{field}");
             assert!(stored["spam_score"].is_null());
@@ -201,7 +228,8 @@ async fn a_duplicate_is_refused_and_nothing_is_stored() {
         let error = assert_error(app.post_json(&again).await, StatusCode::CONFLICT, "duplicate").await;
         assert_eq!(error["message"], "You have already said that.");
         // Another page or another body is no duplicate.
-        app.submit_with(json!({"uri": "/dup/other/", "body": "I agree."})).await;
+        app.submit_with(json!({"uri": "/dup/other/", "body": "I agree."}))
+            .await;
         app.submit_with(json!({"uri": "/dup/", "body": "I agree!"})).await;
         let after = app.admin_list("status=pending").await["comments"]
             .as_array()
@@ -233,7 +261,8 @@ async fn a_duplicate_is_refused_and_nothing_is_stored() {
 async fn a_filled_honeypot_gets_the_usual_answer_and_is_stored_as_spam() {
     for_each_backend(|backend| async move {
         let app = spawn_app(backend).await;
-        let trapped = comment_with(json!({"uri": "/trap/", "homepage": "https://bot.example", "notify": true}));
+        let trapped =
+            comment_with(json!({"uri": "/trap/", "homepage": "https://bot.example", "notify": true}));
         let id = post_caught(&app, &trapped, None).await;
         let stored = admin_comment(&app, id).await;
         assert_eq!(stored["status"], "spam");
@@ -288,7 +317,9 @@ async fn a_form_sent_too_soon_after_its_token_is_held_and_one_sent_later_is_not(
 
         // Forged or garbled: held as too fast. No token: not punished.
         let forged = app
-            .submit_with(json!({"uri": "/fast/", "body": "forged", "form_token": "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}))
+            .submit_with(
+                json!({"uri": "/fast/", "body": "forged", "form_token": "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}),
+            )
             .await;
         assert_eq!(admin_comment(&app, forged).await["reasons"], json!(["too_fast"]));
         let none = app.submit("/fast/", "an API client").await;
@@ -339,16 +370,12 @@ async fn bad_rules_are_refused_field_by_field_and_change_nothing() {
         )
         .await;
         assert_eq!(response.status(), StatusCode::OK);
-        let stored = json!({"moderation": "known", "hold_links": 0, "held_words": ["a b"], "blocked_words": ["x"]});
+        let stored =
+            json!({"moderation": "known", "hold_links": 0, "held_words": ["a b"], "blocked_words": ["x"]});
         assert_eq!(response.json::<Value>().await.unwrap(), stored);
         assert_eq!(get_rules(&app, app.address).await, stored);
         // A moderator is needed.
-        let response = app
-            .client
-            .get(app.url("/api/admin/rules"))
-            .send()
-            .await
-            .unwrap();
+        let response = app.client.get(app.url("/api/admin/rules")).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     })
     .await;
@@ -366,7 +393,12 @@ async fn emptying_the_spam_folder_deletes_spam_only() {
         let marked = app.submit("/empty/", "marked by hand").await;
         assert_eq!(app.moderate(marked, "spam").await.status(), StatusCode::OK);
 
-        for query in ["", "?status=pending", "?status=spam&status=spam", "?status=spam&uri=/empty/"] {
+        for query in [
+            "",
+            "?status=pending",
+            "?status=spam&status=spam",
+            "?status=spam&uri=/empty/",
+        ] {
             let response = app
                 .admin(Method::DELETE, &format!("/api/admin/comments{query}"))
                 .send()
@@ -381,7 +413,12 @@ async fn emptying_the_spam_folder_deletes_spam_only() {
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.json::<Value>().await.unwrap(), json!({"deleted": 3}));
-        assert!(app.admin_list("status=spam").await["comments"].as_array().unwrap().is_empty());
+        assert!(
+            app.admin_list("status=spam").await["comments"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(ids(&app.admin_list("status=pending").await["comments"]), [person]);
     })
     .await;
@@ -399,7 +436,9 @@ async fn the_queue_can_be_sorted_by_score_and_paged() {
         let mut after: Option<String> = None;
         loop {
             let cursor = after.as_ref().map(|a| format!("&after={a}")).unwrap_or_default();
-            let page = app.admin_list(&format!("status=pending&sort=score&limit=2{cursor}")).await;
+            let page = app
+                .admin_list(&format!("status=pending&sort=score&limit=2{cursor}"))
+                .await;
             for comment in page["comments"].as_array().unwrap() {
                 assert!(comment["spam_score"].is_null());
                 assert!(comment["reasons"].is_array());
@@ -446,13 +485,18 @@ async fn rules_stored_through_one_instance_apply_at_once_on_another() {
     .await;
     let started = Instant::now();
     while get_rules(&a, b_address).await["blocked_words"] != json!(["crypto-deal"]) {
-        assert!(started.elapsed() < Duration::from_secs(1), "B still has the old rules");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "B still has the old rules"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let response = a
         .client
         .post(format!("http://{b_address}/api/comments"))
-        .json(&comment_with(json!({"uri": "/multi-rules/", "body": "a great crypto-deal"})))
+        .json(&comment_with(
+            json!({"uri": "/multi-rules/", "body": "a great crypto-deal"}),
+        ))
         .send()
         .await
         .unwrap();

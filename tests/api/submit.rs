@@ -654,7 +654,14 @@ async fn notify_is_a_boolean_in_json_and_a_checkbox_in_forms() {
                 ("uri", "/notify/form/"),
                 ("name", "Form Reader"),
                 ("email", "form@example.org"),
-                ("body", if notify == "on" { "Tell me about replies." } else { "Tell me nothing." }),
+                (
+                    "body",
+                    if notify == "on" {
+                        "Tell me about replies."
+                    } else {
+                        "Tell me nothing."
+                    },
+                ),
                 ("notify", notify),
             ])
         };

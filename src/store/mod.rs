@@ -480,6 +480,10 @@ impl Admission {
 
 /// What became of one comment of an insert.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per submission, moved once to its waiting request, as the Option<Comment> before it"
+)]
 pub enum Inserted {
     Stored(Comment),
     /// Its parent is not an approved comment of its thread.

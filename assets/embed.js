@@ -207,6 +207,7 @@ ${P}[data-theme=dark]{${DARK}}
 ${P} *,${P} *::before,${P} *::after{box-sizing:border-box}
 ${P} :where(h2,h3,p,ol,ul,li,form,article,header,blockquote,pre,button,input,textarea,label){margin:0;padding:0;font:inherit;color:inherit;letter-spacing:normal;text-transform:none;background:none;border:0;box-shadow:none}
 ${P} [hidden]{display:none!important}
+${P} .mg-hp{position:absolute!important;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0 0 0 0);clip-path:inset(50%);white-space:nowrap;border:0}
 ${P} a{color:var(--mg-accent);text-decoration:underline;text-underline-offset:2px}
 ${P} :focus-visible,${P} [tabindex="-1"]:focus{outline:3px solid var(--mg-focus);outline-offset:2px;border-radius:3px}
 ${P} .mg-heading{font-size:1.35em;font-weight:700;line-height:1.3;margin:0 0 .75rem}
@@ -341,6 +342,18 @@ ${P}.mg-is-closed .mg-reply{display:none}
     const save = h('input', { type: 'checkbox', id: 'marginalia-save', name: 'save' });
     // Unticked by default: ticking it asks for reply mail, which the reader confirms from a mail first.
     const notify = h('input', { type: 'checkbox', id: 'marginalia-notify', name: 'notify' });
+    // The honeypot: people never see it (visually hidden), screen readers never announce it
+    // (aria-hidden), the keyboard never reaches it (tabindex -1) and browsers never fill it
+    // (autocomplete off). Bots that fill every field land in spam; the label is for them.
+    const honeypot = h('input', { type: 'text', id: 'marginalia-homepage', name: 'homepage', tabindex: '-1', autocomplete: 'off' });
+    // The form token: a signed time stamp of when the form was shown; a comment sent within
+    // seconds of it is held for a moderator (too_fast). Its own request keeps thread reads cacheable.
+    let formToken = null;
+    const fetchFormToken = () => fetch(new URL('form-token', API), { credentials: 'omit' })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((data) => { formToken = data && typeof data.token === 'string' ? data.token : null; })
+      .catch(() => {});
+    fetchFormToken();
     const submitButton = h('button', { type: 'submit', class: 'mg-button mg-primary' }, t('postComment'));
     const status = h('p', { class: 'mg-status', role: 'status', 'aria-live': 'polite' });
     const title = h('h3', { class: 'mg-title', id: 'marginalia-reply-title' }, t('leaveReply'));
@@ -354,6 +367,7 @@ ${P}.mg-is-closed .mg-reply{display:none}
       field('name', t('labelName'), h('input', { type: 'text', autocomplete: 'name', dir: 'auto' }), true),
       field('email', t('labelEmail'), h('input', { type: 'email', autocomplete: 'email', spellcheck: 'false' }), true),
       field('website', t('labelWebsite'), h('input', { type: 'url', autocomplete: 'url', spellcheck: 'false' }), false),
+      h('p', { class: 'mg-hp', 'aria-hidden': 'true' }, h('label', { for: 'marginalia-homepage' }, 'Homepage'), honeypot),
       h('p', { class: 'mg-field mg-check' }, save, h('label', { for: 'marginalia-save' }, t('labelSave'))),
       h('p', { class: 'mg-field mg-check' }, notify, h('label', { for: 'marginalia-notify' }, t('labelNotify'))),
       h('p', {}, submitButton),
@@ -568,6 +582,8 @@ ${P}.mg-is-closed .mg-reply{display:none}
       if (v.website) payload.website = v.website;
       if (parentId != null) payload.parent_id = parentId;
       if (notify.checked) payload.notify = true;
+      if (formToken) payload.form_token = formToken;
+      if (honeypot.value) payload.homepage = honeypot.value;
       payload.lang = lang; // mail to this reader is written in the widget's language
 
       submitButton.setAttribute('aria-disabled', 'true');
@@ -598,6 +614,7 @@ ${P}.mg-is-closed .mg-reply{display:none}
           store(PENDING_KEY, [].concat(load(PENDING_KEY) || []).filter((p) => p && p.id !== own.id).concat(own));
           fields.body.control.value = '';
           notify.checked = false; // each comment is its own request for replies
+          fetchFormToken(); // the form is shown afresh for the next comment
           closeReply(false);
           const li = render(own, true);
           say(t('thanks'));

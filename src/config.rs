@@ -15,6 +15,7 @@ use url::Url;
 
 use crate::i18n::Lang;
 use crate::notify::settings::{NotifyOptions, NotifySettings};
+use crate::spam::ModerationMode;
 
 /// Largest accepted request body (the contract's 128 KiB; `openapi.yaml`).
 /// A fixed limit, not an option: a comment is at most 10,000 characters.
@@ -351,6 +352,21 @@ pub struct Config {
     /// comments stay shown), unless a moderator opened it; 0: never.
     #[arg(long, env = "MARGINALIA_CLOSE_AFTER_DAYS", default_value = "0")]
     pub close_after_days: u32,
+
+    /// Which comments wait for a moderator: `all` (every one), or `known`
+    /// (one whose name and email match an approved comment is published at
+    /// once unless a rule holds it). The default of the moderation rules:
+    /// once a moderator stores rules (/admin, PUT /api/admin/rules), the
+    /// stored mode applies instead.
+    #[arg(long, env = "MARGINALIA_MODERATION", value_enum, default_value = "all")]
+    pub moderation: ModerationMode,
+
+    /// Seconds a reader must have had the form on screen (from its signed
+    /// form token) for a comment not to be held as `too_fast`; decimals
+    /// allowed (`1.5`), `0` turns the check off. Comments without a token
+    /// are not held for that.
+    #[arg(long, env = "MARGINALIA_MIN_FORM_SECONDS", default_value = "3", value_parser = parse_form_seconds)]
+    pub min_form_seconds: Duration,
 }
 
 impl Config {
@@ -533,6 +549,18 @@ impl Default for Config {
             .map(|cli| cli.serve)
             .unwrap_or_else(|error| panic!("the built-in defaults must parse: {error}"))
     }
+}
+
+/// Seconds with decimals, 0 to 3600.
+fn parse_form_seconds(value: &str) -> Result<Duration, String> {
+    let seconds: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number of seconds"))?;
+    if !(0.0..=3600.0).contains(&seconds) {
+        return Err("must be between 0 and 3600 seconds".into());
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// Accepts `10.0.0.1`, `10.0.0.0/8`, `::1` or `fd00::/8`; an empty item is `None`
@@ -770,6 +798,23 @@ mod tests {
             error.contains("MARGINALIA_LANG") && error.contains("zh-Hans"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn moderation_and_form_time_have_defaults_flags_and_bounds() {
+        let defaults = Config::default();
+        assert_eq!(defaults.moderation, ModerationMode::All);
+        assert_eq!(defaults.min_form_seconds, Duration::from_secs(3));
+        let cli = Cli::try_parse_from(["marginalia", "--moderation", "known", "--min-form-seconds", "0.5"])
+            .unwrap();
+        assert_eq!(cli.serve.moderation, ModerationMode::Known);
+        assert_eq!(cli.serve.min_form_seconds, Duration::from_millis(500));
+        assert!(Cli::try_parse_from(["marginalia", "--moderation", "some"]).is_err());
+        assert!(Cli::try_parse_from(["marginalia", "--min-form-seconds", "-1"]).is_err());
+        let help = <Cli as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("MARGINALIA_MODERATION") && help.contains("MARGINALIA_MIN_FORM_SECONDS"));
     }
 
     #[test]

@@ -56,6 +56,9 @@
 //!   agents and deletes old spam and rejected comments.
 //! - [`feeds`]: the Atom feeds of approved comments (the site's newest, one
 //!   thread's): ids, links, rendering with `quick-xml`, cached in `thread_cache`.
+//! - [`spam`]: the moderation rules (blocked and held words, links, honeypot,
+//!   too fast, known authors), each a pure function with reasons, combined in
+//!   one place; the in-process copy of the stored rules; the signed form token.
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
 //!
@@ -88,6 +91,7 @@ pub mod rate_limit;
 pub mod retention;
 pub mod routes;
 pub mod server;
+pub mod spam;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -169,13 +169,16 @@ async fn follow_other_instances(state: Arc<AppState>, stop: CancellationToken) {
     };
     let listening = store.listen_for_changes(|change| match change {
         StoreChange::Thread(uri) => state.threads.invalidate(&uri),
+        StoreChange::Rules => state.rules.invalidate(),
         StoreChange::Listening => {
             tracing::debug!("listening for changes by other instances");
             state.threads.set_enabled(true);
+            state.rules.set_enabled(true);
         }
         StoreChange::Lost => {
             tracing::warn!("change listener lost; thread cache off until it reconnects");
             state.threads.set_enabled(false);
+            state.rules.set_enabled(false);
         }
     });
     tokio::select! {

@@ -14,6 +14,8 @@ use crate::metrics::Metrics;
 use crate::notify::NotifySettings;
 use crate::notify::links::LinkSecret;
 use crate::rate_limit::{ClientResolver, SubmissionLimiter};
+use crate::spam::RulesCache;
+use crate::spam::form_token::FormTokenKey;
 use crate::store::{InsertBatcher, Store};
 use crate::tasks::Supervisor;
 use crate::thread_cache::ThreadCache;
@@ -45,6 +47,13 @@ pub struct AppState {
     /// `MARGINALIA_CLOSE_AFTER_DAYS` as a duration; `None` when threads never
     /// close by age.
     pub close_after: Option<time::Duration>,
+    /// The moderation rules as last read (see `spam::RulesCache`).
+    pub rules: RulesCache,
+    /// Signs and checks the form tokens (derived from the link secret read
+    /// at start-up).
+    pub form_tokens: FormTokenKey,
+    /// `MARGINALIA_MIN_FORM_SECONDS`.
+    pub min_form_age: std::time::Duration,
 }
 
 impl AppState {
@@ -85,6 +94,9 @@ impl AppState {
             Store::Postgres(_) => (2, false),
         };
         Ok(Self {
+            rules: RulesCache::new(config.moderation, cache_ready_at_once),
+            form_tokens: FormTokenKey::from_secret(&link_secret),
+            min_form_age: config.min_form_seconds,
             threads: ThreadCache::new(config.thread_cache_bytes, cache_ready_at_once),
             auth: Authenticator::new(store.clone(), config.admin_token.as_ref()),
             inserts: InsertBatcher::start(store.clone(), writers, notify.is_enabled(), supervisor),

@@ -109,6 +109,9 @@ pub struct CommentForModerators {
     pub text: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// Why the comment was held (`links:3, held_word:casino`), joined; empty
+    /// when nothing held it but the moderation mode.
+    pub reasons: String,
     /// The comment this one replies to.
     pub parent: Option<ParentComment>,
 }
@@ -132,6 +135,7 @@ impl CommentForModerators {
             text: comment.body.clone(),
             ip: comment.ip.clone(),
             user_agent: comment.user_agent.clone(),
+            reasons: comment.reasons.join(", "),
             parent: parent.map(|parent| ParentComment {
                 name: parent.name.clone(),
                 text: parent.body.clone(),
@@ -423,6 +427,9 @@ fn comment_facts(comment: &CommentForModerators) -> Vec<(&'static str, &str)> {
     if let Some(user_agent) = &comment.user_agent {
         facts.push(("mail.label.userAgent", user_agent));
     }
+    if !comment.reasons.is_empty() {
+        facts.push(("mail.label.reasons", &comment.reasons));
+    }
     facts
 }
 
@@ -567,6 +574,7 @@ mod tests {
             text: "Is this covered by insurance?\n\nThanks!".into(),
             ip: Some("203.0.113.9".into()),
             user_agent: Some("Firefox/140".into()),
+            reasons: "links:2, held_word:casino".into(),
             parent: Some(ParentComment {
                 name: "Dr. Ahn".into(),
                 text: "Ask me anything about OT.".into(),
@@ -663,6 +671,7 @@ mod tests {
             "Email: maya@reader.example",
             "Website: https://maya.example/",
             "IP: 203.0.113.9",
+            "Reasons: links:2, held_word:casino",
             "Is this covered by insurance?\n\nThanks!",
             "In reply to Dr. Ahn:\n> Ask me anything about OT.",
             "Approve: https://comments.clinic.example/moderate/approve-1",
@@ -697,6 +706,7 @@ mod tests {
             "Dr. Ahn",
             "Ask me anything about OT.",
             "Firefox/140",
+            "links:2, held_word:casino",
         ] {
             assert!(html.contains(expected), "{expected:?} not in {html}");
         }
@@ -999,6 +1009,7 @@ mod tests {
                 website: Some(payload.clone()),
                 text: payload.clone(),
                 user_agent: Some(payload.clone()),
+                reasons: payload.clone(),
                 parent: Some(ParentComment {
                     name: payload.clone(),
                     text: payload.clone(),

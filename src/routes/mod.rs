@@ -19,6 +19,7 @@
 pub mod admin;
 pub mod admin_notifications;
 pub mod admin_people;
+mod admin_rules;
 pub mod admin_threads;
 pub mod feeds;
 pub mod filters;
@@ -90,6 +91,10 @@ impl From<CommentError> for ApiError {
             CommentError::ParentNotApproved => ApiError::field("parent_id", error.to_string()),
             CommentError::Closed => ApiError::Closed(crate::i18n::Lang::En.text(CLOSED_MESSAGE, &[])),
             CommentError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            CommentError::Duplicate => ApiError::Conflict {
+                code: "duplicate",
+                message: error.to_string(),
+            },
             CommentError::Store(error) => error.into(),
         }
     }
@@ -121,6 +126,8 @@ pub fn route_label(path: &str) -> &'static str {
         "/api/admin/threads/close" => "/api/admin/threads/close",
         "/api/admin/threads/open" => "/api/admin/threads/open",
         "/api/admin/threads/rename" => "/api/admin/threads/rename",
+        "/api/admin/rules" => "/api/admin/rules",
+        "/api/form-token" => "/api/form-token",
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",
@@ -136,6 +143,7 @@ pub fn route_label(path: &str) -> &'static str {
             Some(rest) if rest.ends_with("/approve") => "/api/admin/comments/{id}/approve",
             Some(rest) if rest.ends_with("/reject") => "/api/admin/comments/{id}/reject",
             Some(rest) if rest.ends_with("/spam") => "/api/admin/comments/{id}/spam",
+            Some(rest) if rest.ends_with("/pending") => "/api/admin/comments/{id}/pending",
             Some(_) => "/api/admin/comments/{id}",
             None => catalog_label(path).unwrap_or_else(|| link_label(path)),
         },

@@ -42,6 +42,7 @@ mod sanitize;
 mod server;
 mod shared_limit;
 mod site;
+mod spam_rules;
 mod store;
 mod submit;
 mod thread;

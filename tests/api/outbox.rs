@@ -396,7 +396,11 @@ async fn every_moderator_gets_one_mail_per_comment() {
         let mut smtp = SmtpServer::start().await;
         let app = spawn_app_with(backend, |config| with_mail(config, smtp.port(), &moderators)).await;
         for name in ["Maya", "Sam"] {
-            submit(&app, json!({"uri": "/everyone/", "name": name})).await;
+            submit(
+                &app,
+                json!({"uri": "/everyone/", "name": name, "body": format!("{name} says hello.")}),
+            )
+            .await;
         }
         let mails = next_mails(&mut smtp, 2 * moderators.len()).await;
         let mut seen = HashSet::new();

@@ -46,6 +46,8 @@
 //! - [`import`]: `marginalia import` (WordPress, Disqus, Isso, our own export),
 //!   `export` and `backup`; one file per format, every record through the
 //!   domain parsers and the `comments::import` use case, in one transaction.
+//! - [`classifier`]: the learning spam filter's model (tokens, counts, scores),
+//!   pure; the store keeps its counts and refreshes its in-process copy.
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
 //!
@@ -59,6 +61,7 @@
 //! `import` → `comments`, `store`, `config`, `domain`, called by the binary alone.
 
 pub mod auth;
+pub mod classifier;
 pub mod comments;
 pub mod config;
 pub mod domain;

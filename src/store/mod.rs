@@ -167,6 +167,8 @@ macro_rules! set_status_in_transaction {
 }
 
 mod batch;
+#[macro_use]
+mod classifier;
 mod comments;
 mod import;
 mod links;
@@ -183,6 +185,7 @@ use time::OffsetDateTime;
 use crate::domain::{Comment, CommentId, NewComment, PublicComment, Status, ThreadUri};
 
 pub use batch::InsertBatcher;
+pub use classifier::{Learned, StoredExample};
 pub use import::{ExportedComment, IMPORT_BATCH, ImportLinks, ImportSession, IssoComment, IssoFile};
 pub use links::{LinkModeration, SubscriptionConfirmation, SubscriptionRecord};
 pub use outbox::{

@@ -21,6 +21,7 @@ mod auth;
 mod cli;
 mod cors;
 mod errors;
+mod filter;
 mod import;
 mod instances;
 mod languages;

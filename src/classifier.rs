@@ -19,10 +19,10 @@
 //!   subtracts exactly what training it added.
 //! - A token's spam probability compares the share of spam examples that
 //!   contained it with the share of ham examples, each plus a small
-//!   constant rate (additive smoothing, 0.01): `(s + 0.01) / (s + h + 0.02)`.
+//!   constant rate (additive smoothing, 0.002): `(s + 0.002) / (s + h + 0.004)`.
 //!   Shares rather than counts, so a site with far more spam than ham
 //!   examples (or the reverse) is not biased; a token seen only in spam is
-//!   never evidence of ham; a rare token (in 1 % of spam, never in ham)
+//!   never evidence of ham; a rare token (in 0.2 % of spam, never in ham)
 //!   weighs little (0.67); and one more spam example containing a token
 //!   never lowers its probability (the property tests check that).
 //! - Tokens whose probability is within 0.1 of 0.5 are ignored; of the rest
@@ -49,7 +49,7 @@ pub const MAX_TOKENS: usize = 400;
 const MAX_WORD_CHARS: usize = 30;
 
 /// The additive smoothing of the two rates (see the module header).
-const PSEUDO_RATE: f64 = 0.01;
+const PSEUDO_RATE: f64 = 0.002;
 
 /// Tokens closer than this to 0.5 say nothing and are left out.
 const MIN_STRENGTH: f64 = 0.1;
@@ -100,7 +100,8 @@ pub struct Document<'a> {
 /// The distinct tokens of a comment, in order of first appearance, at most
 /// [`MAX_TOKENS`]:
 /// - the body's words, lowercased (letters, digits, `'`, `$`, `-`), with
-///   `long:N` for words over 30 characters (N in tens);
+///   `long:N` for words over 30 characters (N in tens), then each pair of
+///   adjacent words (`check out`);
 /// - every link's host as `url:host` and its last two labels as `url:domain`
 ///   (`https://…`, `www.…` and bare `name.com` and the like), plus `has:url`;
 /// - `name:word` for the author's name, `email:domain`, and the website's
@@ -123,14 +124,21 @@ pub fn tokenize(document: &Document<'_>) -> Vec<String> {
         push_host(&mut tokens, "site", &host);
     }
     let body = document.body.to_lowercase();
+    let mut body_words = Vec::new();
     for chunk in body.split(|c: char| c.is_whitespace() || "<>\"()[]{}|".contains(c)) {
         if let Some(host) = link_host(chunk) {
             tokens.push("has:url".into());
             push_host(&mut tokens, "url", &host);
         }
         for word in words(chunk) {
+            body_words.push(word.clone());
             tokens.push(word);
         }
+    }
+    // Pairs of adjacent words ("check out", "my channel") after the words,
+    // so a long body keeps all its words first.
+    for pair in body_words.windows(2) {
+        tokens.push(format!("{} {}", pair[0], pair[1]));
     }
     tokens.into_vec()
 }
@@ -568,7 +576,20 @@ mod tests {
     fn words_are_lowercased_distinct_and_in_order() {
         assert_eq!(
             body("Great post, GREAT post! It's $100 off-topic -- I think."),
-            strings(&["great", "post", "it's", "$100", "off-topic", "think"])
+            strings(&[
+                "great",
+                "post",
+                "it's",
+                "$100",
+                "off-topic",
+                "think",
+                "great post",
+                "post great",
+                "post it's",
+                "it's $100",
+                "$100 off-topic",
+                "off-topic think",
+            ])
         );
     }
 
@@ -615,6 +636,7 @@ mod tests {
     #[test]
     fn long_words_and_huge_bodies_are_bounded() {
         assert_eq!(body(&"a".repeat(95)), strings(&["long:90"]));
+        assert_eq!(body("a b"), Vec::<String>::new(), "single characters say nothing");
         let huge: String = (0..5000).map(|i| format!("w{i} ")).collect();
         assert_eq!(body(&huge).len(), MAX_TOKENS);
     }

@@ -541,13 +541,12 @@ impl ModelCache {
 
     /// Applies this instance's own decision without a reload: when the
     /// cache holds the version just before `version`, the change is applied
-    /// to a copy; otherwise the next read reloads.
+    /// to it; otherwise the next read reloads.
     pub fn apply(&self, version: i64, change: &ExampleChange) {
         let mut cached = self.write();
         if cached.version == Some(version - 1) {
-            let mut model = (*cached.model).clone();
-            model.apply(change);
-            cached.model = Arc::new(model);
+            // Copies the model only while a request still holds the old one.
+            Arc::make_mut(&mut cached.model).apply(change);
             cached.version = Some(version);
         } else {
             cached.checked_at = None;

@@ -7,12 +7,15 @@
 //!
 //! # The model
 //!
-//! Gary Robinson's per-token probabilities combined with Fisher's method, as
-//! SpamBayes does it, because it is the safest for ham: the combined score is
-//! near 0.5 whenever the evidence disagrees or is thin, and close to 1 only
-//! when many tokens agree on spam. A multinomial naive Bayes, by contrast,
-//! gives extreme posteriors for almost any text, which makes a threshold such
-//! as 0.99 mean little.
+//! Per-token spam probabilities from the shares of spam and ham examples
+//! that contained the token (as Paul Graham's and Gary Robinson's filters
+//! do), combined with Fisher's method (Robinson's chi-square, as SpamBayes
+//! does it), because it is the safest for ham: the combined score is near
+//! 0.5 whenever the evidence disagrees or is thin, and close to 1 only when
+//! many tokens agree on spam. A multinomial naive Bayes, or Graham's product
+//! of probabilities, gives extreme scores for almost any text, which makes a
+//! threshold such as 0.99 mean little (BENCHMARKS.md, "Learning filter",
+//! measures both choices).
 //!
 //! - Each example counts once per distinct token (document frequency), so a
 //!   word repeated a hundred times weighs as one, and untraining an example

@@ -59,6 +59,8 @@
 //! - [`spam`]: the moderation rules (blocked and held words, links, honeypot,
 //!   too fast, known authors), each a pure function with reasons, combined in
 //!   one place; the in-process copy of the stored rules; the signed form token.
+//! - [`classifier`]: the learning spam filter's model (tokens, counts, scores),
+//!   pure; the store keeps its counts and refreshes its in-process copy.
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
 //!
@@ -75,6 +77,7 @@
 //! `feeds` → `state`, `store`, `thread_cache`, `config`, `i18n`, `domain`, called by `routes`.
 
 pub mod auth;
+pub mod classifier;
 pub mod comments;
 pub mod config;
 pub mod domain;

@@ -167,6 +167,8 @@ macro_rules! set_status_in_transaction {
 }
 
 mod batch;
+#[macro_use]
+mod classifier;
 mod comments;
 mod feeds;
 mod import;
@@ -189,6 +191,7 @@ use time::OffsetDateTime;
 use crate::domain::{Comment, CommentId, NewComment, PublicComment, Reasons, Status, ThreadUri};
 
 pub use batch::InsertBatcher;
+pub use classifier::{Learned, StoredExample};
 pub use feeds::FeedEntry;
 pub use import::{ExportedComment, IMPORT_BATCH, ImportLinks, ImportSession, IssoComment, IssoFile};
 pub use links::{LinkModeration, SubscriptionConfirmation, SubscriptionRecord};

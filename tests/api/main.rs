@@ -22,6 +22,7 @@ mod cli;
 mod cors;
 mod errors;
 mod feeds;
+mod filter;
 mod import;
 mod instances;
 mod languages;

@@ -49,6 +49,11 @@
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
 //!
+//! - [`akismet`]: Akismet, with feedback: the checker that asks Akismet about
+//!   each new comment off the request path, and the feedback calls the outbox
+//!   sends when a moderator overrides a verdict. `akismet` → `state`,
+//!   `comments`, `store`; `outbox` → `akismet`.
+//!
 //! Capabilities that arrive with v2 get a module each, beside these: `spam`
 //! (rules, Akismet, the learning filter) and `feeds`.
 //!
@@ -58,6 +63,7 @@
 //! `outbox` → `state`, `store`, `notify`; `notify` depends on `domain` and `i18n` only;
 //! `import` → `comments`, `store`, `config`, `domain`, called by the binary alone.
 
+pub mod akismet;
 pub mod auth;
 pub mod comments;
 pub mod config;

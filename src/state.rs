@@ -8,13 +8,13 @@ use std::net::SocketAddr;
 use anyhow::Context;
 
 use crate::auth::Authenticator;
-use crate::config::{Config, Site};
+use crate::config::{AkismetSettings, Config, Site};
 use crate::i18n::Lang;
 use crate::metrics::Metrics;
 use crate::notify::NotifySettings;
 use crate::notify::links::LinkSecret;
 use crate::rate_limit::{ClientResolver, SubmissionLimiter};
-use crate::store::{InsertBatcher, Store};
+use crate::store::{InsertBatcher, Store, Writing};
 use crate::tasks::Supervisor;
 use crate::thread_cache::ThreadCache;
 
@@ -42,6 +42,8 @@ pub struct AppState {
     /// and checking (`links`) read the stored key at each use instead, so a
     /// `marginalia secret rotate` applies at once.
     pub link_secret: LinkSecret,
+    /// Akismet's key and address; `None`: no Akismet (`crate::akismet`).
+    pub akismet: Option<AkismetSettings>,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
         validate_origins(&config.origins())?;
         config.site(config.bind)?;
         config.notify()?;
+        config.akismet()?;
         Ok(())
     }
 
@@ -68,6 +71,7 @@ impl AppState {
     ) -> anyhow::Result<Self> {
         let allowed_origins = validate_origins(&config.origins())?;
         let notify = config.notify()?;
+        let akismet = config.akismet()?;
         let link_secret = store
             .link_secret()
             .await
@@ -84,7 +88,15 @@ impl AppState {
         Ok(Self {
             threads: ThreadCache::new(config.thread_cache_bytes, cache_ready_at_once),
             auth: Authenticator::new(store.clone(), config.admin_token.as_ref()),
-            inserts: InsertBatcher::start(store.clone(), writers, notify.is_enabled(), supervisor),
+            inserts: InsertBatcher::start(
+                store.clone(),
+                writers,
+                Writing {
+                    record_events: notify.is_enabled(),
+                    check_akismet: akismet.is_some(),
+                },
+                supervisor,
+            ),
             store,
             submissions: SubmissionLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst),
             clients: ClientResolver::new(config.trusted_networks()),
@@ -94,6 +106,7 @@ impl AppState {
             lang: config.lang,
             notify,
             link_secret,
+            akismet,
         })
     }
 }

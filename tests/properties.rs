@@ -204,6 +204,7 @@ proptest! {
             user_agent: None,
             wants_replies: false,
             lang: None,
+            referrer: None,
         };
         let stored = marginalia::domain::Comment {
             id: 1,

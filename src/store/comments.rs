@@ -9,7 +9,7 @@ use sqlx::QueryBuilder;
 use super::outbox::encode_deleted;
 use super::{
     ImportComment, Moderated, ModerationPage, ModerationQuery, Store, StoreError, ThreadPage, ThreadRow,
-    fetch_limit, match_inserted, now, parent_is_valid, split_page,
+    Writing, fetch_limit, match_inserted, now, parent_is_valid, split_page,
 };
 use crate::domain::{Comment, CommentId, NewComment, Status, ThreadUri};
 use crate::notify::webhook::WebhookEvent;
@@ -24,10 +24,10 @@ impl Store {
         &self,
         comment: &NewComment,
         status: Status,
-        record_events: bool,
+        writing: impl Into<Writing>,
     ) -> Result<Option<Comment>, StoreError> {
         Ok(self
-            .insert_comments(&[(comment, status)], record_events)
+            .insert_comments(&[(comment, status)], writing)
             .await?
             .pop()
             .flatten())
@@ -41,12 +41,17 @@ impl Store {
     /// approved one; an approved insert announces its thread's change like an
     /// approval does. With `record_events` (notifications are configured),
     /// each stored comment's notification event is written in the same
-    /// transaction.
+    /// transaction; with `check_akismet` (Akismet is configured), each
+    /// pending comment's Akismet check.
     pub async fn insert_comments(
         &self,
         comments: &[(&NewComment, Status)],
-        record_events: bool,
+        writing: impl Into<Writing>,
     ) -> Result<Vec<Option<Comment>>, StoreError> {
+        let Writing {
+            record_events,
+            check_akismet,
+        } = writing.into();
         let now = now();
         let parent_ids: Vec<CommentId> = comments
             .iter()
@@ -120,6 +125,26 @@ impl Store {
                             .push_bind(wants_replies)
                             .push_bind(comment.id)
                             .push_bind(now);
+                    });
+                    sql.build().execute(&mut *connection).await?;
+                }
+            }
+            if check_akismet {
+                // Only comments still waiting for a moderator: one a rule
+                // already sent to spam needs no third party's opinion.
+                let checks: Vec<(&Comment, Option<&str>)> = comments
+                    .iter()
+                    .zip(&stored)
+                    .filter_map(|((submission, _), comment)| {
+                        let comment = comment.as_ref()?;
+                        (comment.status == Status::Pending).then_some((comment, submission.referrer.as_deref()))
+                    })
+                    .collect();
+                if !checks.is_empty() {
+                    let mut sql =
+                        QueryBuilder::new("INSERT INTO akismet_checks (comment_id, referrer, created_at) ");
+                    sql.push_values(checks, |mut row, (comment, referrer)| {
+                        row.push_bind(comment.id).push_bind(referrer).push_bind(now);
                     });
                     sql.build().execute(&mut *connection).await?;
                 }

@@ -13,7 +13,7 @@
   const $ = (id) => document.getElementById(id);
   const PAGE_SIZE = 50;
   const STATUSES = ['pending', 'approved', 'rejected', 'spam'];
-  const NEW_STATUS = { approve: 'approved', reject: 'rejected', spam: 'spam' };
+  const NEW_STATUS = { approve: 'approved', reject: 'rejected', spam: 'spam', pending: 'pending' };
   // The languages of /admin/locales/TAG.json (as the widget's); ar and he are right to left.
   const LANGS = ['en', 'de', 'fr', 'es', 'pt-BR', 'pt-PT', 'it', 'nl', 'pl', 'tr', 'ru', 'ar', 'he', 'ja', 'zh-Hans'];
   const RTL = ['ar', 'he'];
@@ -184,6 +184,7 @@
     readHash();
     refreshStats();
     loadNotifications();
+    loadRules();
     loadList(false).then(() => {
       if (focusQueue) (items[0] ? items[0].li : $('queue-title')).focus();
     });
@@ -320,8 +321,11 @@
     const moderated = !c.moderated_at ? []
       : c.moderated_by ? parts('moderatedBy', { time: timeEl(c.moderated_at), name: c.moderated_by }) : [timeEl(c.moderated_at)];
     const parentBox = c.parent_id != null ? h('div', { class: 'parent' }, h('p', { class: 'parent-label muted' }, t('parentLoading', { id: String(c.parent_id) }))) : null;
+    // A comment in spam can also go back to the queue.
+    const acts = c.status === 'spam' ? ['approve', 'pending', 'reject', 'delete'] : ['approve', 'reject', 'spam', 'delete'];
     const actions = h('div', { class: 'actions', role: 'group', 'aria-label': t('moderateComment', { id: String(c.id) }) },
-      ...['approve', 'reject', 'spam', 'delete'].map((act) => h('button', { type: 'button', class: `act ${act}`, 'data-act': act }, t(act))));
+      ...acts.map((act) => h('button', { type: 'button', class: `act ${act}`, 'data-act': act }, t(act))));
+    const reasons = Array.isArray(c.reasons) && c.reasons.length ? c.reasons.join(', ') : null;
     const li = h('li', { class: `item status-${c.status}`, tabindex: '-1', 'data-id': c.id, 'aria-labelledby': `c${c.id}-title` },
       h('div', { class: 'head' },
         check,
@@ -334,10 +338,20 @@
         ...field(t('metaTime'), timeEl(c.created_at)),
         ...field(t('metaIp'), c.ip),
         ...field(t('metaUserAgent'), c.user_agent),
+        ...(reasons ? field(t('metaReasons'), h('span', { class: 'reasons' }, reasons)) : []),
         ...(moderated.length ? field(t('metaModerated'), ...moderated) : [])),
       parentBox,
       body(c.body_html),
       actions);
+    // The comment's whole thread: close or open it to new comments.
+    const threadActions = h('div', { class: 'thread-actions', role: 'group', 'aria-label': t('threadOf', { id: String(c.id) }) },
+      h('button', { type: 'button', class: 'thread-close', 'data-thread': 'close' }, t('closeThread')),
+      h('button', { type: 'button', class: 'thread-open', 'data-thread': 'open' }, t('openThread')));
+    li.append(threadActions);
+    threadActions.addEventListener('click', (e) => {
+      const button = e.target.closest('button[data-thread]');
+      if (button) decideThread(c.uri, button.dataset.thread, threadActions);
+    });
     const item = { id: c.id, comment: c, li, check };
     items.push(item);
     check.addEventListener('change', updateSelection);
@@ -458,10 +472,49 @@
         failed.push(`#${item.id} (${e.message})`);
       }
     }
-    const summary = t(action === 'approve' ? 'bulkApprove' : 'bulkReject', { count: done });
+    const summary = t({ approve: 'bulkApprove', reject: 'bulkReject', spam: 'bulkSpam', pending: 'bulkPending' }[action], { count: done });
     say(failed.length ? `${summary} ${t('bulkFailed', { list: failed.join(', ') })}` : summary, failed.length > 0);
     refreshStats();
     updateSelection();
+  }
+
+  // Closes or opens a whole thread (POST /api/admin/threads/close|open?uri=…).
+  async function decideThread(uri, verb, group) {
+    const buttons = group.querySelectorAll('button');
+    buttons.forEach((b) => (b.disabled = true));
+    try {
+      const res = await api('POST', `/api/admin/threads/${verb}?` + new URLSearchParams({ uri }));
+      if (res.ok) say(t(res.data && res.data.closed ? 'threadClosed' : 'threadOpened', { uri }));
+      else {
+        if (res.status === 403) await recheck();
+        say(t('threadFailed', { uri, message: message(res) }), true);
+      }
+    } catch (e) {
+      say(t('threadFailed', { uri, message: e.message }), true);
+    } finally {
+      buttons.forEach((b) => (b.disabled = false));
+    }
+  }
+
+  // Moves a thread's comments to another uri (POST /api/admin/threads/rename).
+  async function renameThread(event) {
+    event.preventDefault();
+    const result = $('rename-result');
+    const from = $('rename-from').value.trim();
+    const to = $('rename-to').value.trim();
+    try {
+      const res = await api('POST', '/api/admin/threads/rename', { from, to });
+      if (res.ok) {
+        result.textContent = t('renamed', { count: res.data.moved, from, to });
+        loadList(false);
+      } else {
+        const fields = res.data && res.data.fields;
+        const detail = fields ? Object.entries(fields).map(([k, v]) => `${k}: ${v}`).join('; ') : message(res);
+        result.textContent = t('renameFailed', { message: detail });
+      }
+    } catch (e) {
+      result.textContent = e.message;
+    }
   }
 
   // A 403 on an admin call means the CSRF token no longer matches the session: fetch it again.
@@ -476,6 +529,12 @@
     $('selected-count').textContent = t('selectedCount', { count: n });
     $('bulk-approve').disabled = n === 0;
     $('bulk-reject').disabled = n === 0;
+    $('bulk-spam').disabled = n === 0;
+    $('bulk-pending').disabled = n === 0;
+    // In the spam folder: back to the queue instead of "spam", and a way to empty it.
+    $('bulk-spam').hidden = filter.status === 'spam';
+    $('bulk-pending').hidden = filter.status !== 'spam';
+    $('empty-spam').hidden = filter.status !== 'spam' || items.length === 0;
     const all = $('select-all');
     all.checked = n > 0 && n === items.length;
     all.indeterminate = n > 0 && n < items.length;
@@ -512,6 +571,56 @@
       default: return;
     }
     e.preventDefault();
+  }
+
+  // ------------------------------------------------------------------ spam
+
+  async function emptySpam() {
+    if (!csrf || !window.confirm(t('confirmEmptySpam'))) return;
+    try {
+      const res = await api('DELETE', '/api/admin/comments?status=spam');
+      if (!res.ok) throw new Error(message(res));
+      say(t('emptiedSpam', { count: res.data.deleted }));
+      if (filter.status === 'spam') loadList(false);
+    } catch (e) {
+      say(t('emptyFailed', { message: e.message }), true);
+    } finally {
+      refreshStats();
+    }
+  }
+
+  const lines = (text) => text.split('\n').map((line) => line.trim()).filter(Boolean);
+
+  async function loadRules() {
+    const res = await api('GET', '/api/admin/rules').catch(() => null);
+    if (!res || !res.ok || !res.data) return;
+    $('rules-mode').value = res.data.moderation;
+    $('rules-links').value = res.data.hold_links;
+    $('rules-held').value = res.data.held_words.join('\n');
+    $('rules-blocked').value = res.data.blocked_words.join('\n');
+  }
+
+  async function saveRules(event) {
+    event.preventDefault();
+    const result = $('rules-result');
+    const rules = {
+      moderation: $('rules-mode').value,
+      hold_links: Number($('rules-links').value),
+      held_words: lines($('rules-held').value),
+      blocked_words: lines($('rules-blocked').value),
+    };
+    try {
+      const res = await api('PUT', '/api/admin/rules', rules);
+      if (res.ok) {
+        result.textContent = t('rulesSaved');
+        loadRules();
+      } else {
+        const fields = res.data && res.data.fields ? Object.entries(res.data.fields).map(([k, v]) => `${k}: ${v}`).join('; ') : '';
+        result.textContent = t('rulesFailed', { message: fields || message(res) });
+      }
+    } catch (e) {
+      result.textContent = e.message;
+    }
   }
 
   // ---------------------------------------------------------- notifications
@@ -569,8 +678,13 @@
     $('select-all').addEventListener('change', selectAll);
     $('bulk-approve').addEventListener('click', () => bulk('approve'));
     $('bulk-reject').addEventListener('click', () => bulk('reject'));
+    $('bulk-spam').addEventListener('click', () => bulk('spam'));
+    $('bulk-pending').addEventListener('click', () => bulk('pending'));
+    $('empty-spam').addEventListener('click', emptySpam);
+    $('rules-form').addEventListener('submit', saveRules);
     $('more').addEventListener('click', () => loadList(true));
     $('test-mail').addEventListener('submit', sendTestMail);
+    $('rename').addEventListener('submit', renameThread);
     document.addEventListener('keydown', shortcut);
     window.addEventListener('hashchange', () => {
       if (csrf && /^#?(status=|$)/.test(location.hash)) {

@@ -59,7 +59,8 @@
     "errRateSeconds": { "one": "You are commenting too quickly. Please wait {count} second and try again.", "other": "You are commenting too quickly. Please wait {count} seconds and try again." },
     "errRateMinutes": { "one": "You are commenting too quickly. Please wait {count} minute and try again.", "other": "You are commenting too quickly. Please wait {count} minutes and try again." },
     "errNetwork": "Your comment could not be sent because the comment server did not answer. What you wrote is still here: please try again.",
-    "errServer": "Your comment could not be sent ({message}). Please try again."
+    "errServer": "Your comment could not be sent ({message}). Please try again.",
+    "closed": "Comments are closed."
   };
 
   // The languages of /embed/locales/TAG.json.
@@ -206,6 +207,7 @@ ${P}[data-theme=dark]{${DARK}}
 ${P} *,${P} *::before,${P} *::after{box-sizing:border-box}
 ${P} :where(h2,h3,p,ol,ul,li,form,article,header,blockquote,pre,button,input,textarea,label){margin:0;padding:0;font:inherit;color:inherit;letter-spacing:normal;text-transform:none;background:none;border:0;box-shadow:none}
 ${P} [hidden]{display:none!important}
+${P} .mg-hp{position:absolute!important;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0 0 0 0);clip-path:inset(50%);white-space:nowrap;border:0}
 ${P} a{color:var(--mg-accent);text-decoration:underline;text-underline-offset:2px}
 ${P} :focus-visible,${P} [tabindex="-1"]:focus{outline:3px solid var(--mg-focus);outline-offset:2px;border-radius:3px}
 ${P} .mg-heading{font-size:1.35em;font-weight:700;line-height:1.3;margin:0 0 .75rem}
@@ -251,6 +253,8 @@ ${P} .mg-check input{width:1.1rem;height:1.1rem;margin-top:.2rem;flex:none;accen
 ${P} .mg-status{margin-top:.6rem}
 ${P} .mg-status:empty{display:none}
 ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
+${P} .mg-closed{margin-top:1.5rem;font-style:italic}
+${P}.mg-is-closed .mg-reply{display:none}
 @media (max-width:480px){${P} .mg-children{margin-inline-start:.35rem;padding-inline-start:.6rem}}
 `;
 
@@ -338,6 +342,18 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
     const save = h('input', { type: 'checkbox', id: 'marginalia-save', name: 'save' });
     // Unticked by default: ticking it asks for reply mail, which the reader confirms from a mail first.
     const notify = h('input', { type: 'checkbox', id: 'marginalia-notify', name: 'notify' });
+    // The honeypot: people never see it (visually hidden), screen readers never announce it
+    // (aria-hidden), the keyboard never reaches it (tabindex -1) and browsers never fill it
+    // (autocomplete off). Bots that fill every field land in spam; the label is for them.
+    const honeypot = h('input', { type: 'text', id: 'marginalia-homepage', name: 'homepage', tabindex: '-1', autocomplete: 'off' });
+    // The form token: a signed time stamp of when the form was shown; a comment sent within
+    // seconds of it is held for a moderator (too_fast). Its own request keeps thread reads cacheable.
+    let formToken = null;
+    const fetchFormToken = () => fetch(new URL('form-token', API), { credentials: 'omit' })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((data) => { formToken = data && typeof data.token === 'string' ? data.token : null; })
+      .catch(() => {});
+    fetchFormToken();
     const submitButton = h('button', { type: 'submit', class: 'mg-button mg-primary' }, t('postComment'));
     const status = h('p', { class: 'mg-status', role: 'status', 'aria-live': 'polite' });
     const title = h('h3', { class: 'mg-title', id: 'marginalia-reply-title' }, t('leaveReply'));
@@ -351,6 +367,7 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
       field('name', t('labelName'), h('input', { type: 'text', autocomplete: 'name', dir: 'auto' }), true),
       field('email', t('labelEmail'), h('input', { type: 'email', autocomplete: 'email', spellcheck: 'false' }), true),
       field('website', t('labelWebsite'), h('input', { type: 'url', autocomplete: 'url', spellcheck: 'false' }), false),
+      h('p', { class: 'mg-hp', 'aria-hidden': 'true' }, h('label', { for: 'marginalia-homepage' }, 'Homepage'), honeypot),
       h('p', { class: 'mg-field mg-check' }, save, h('label', { for: 'marginalia-save' }, t('labelSave'))),
       h('p', { class: 'mg-field mg-check' }, notify, h('label', { for: 'marginalia-notify' }, t('labelNotify'))),
       h('p', {}, submitButton),
@@ -369,7 +386,16 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
     root.classList.add('marginalia');
     root.lang = lang;
     root.dir = RTL.includes(lang) ? 'rtl' : 'ltr';
-    root.replaceChildren(section, respond);
+    // A closed thread (the server says so with every page) shows its comments and this instead of the form.
+    const closedNote = h('p', { class: 'mg-note mg-closed', id: 'marginalia-closed', hidden: true }, t('closed'));
+    root.replaceChildren(section, respond, closedNote);
+
+    function setClosed(closed) {
+      if (closed && parentId != null) closeReply(false);
+      root.classList.toggle('mg-is-closed', closed);
+      respond.hidden = closed;
+      closedNote.hidden = !closed;
+    }
 
     function say(message, bad) {
       status.textContent = message || '';
@@ -466,6 +492,7 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
         const data = await r.json();
         for (const c of data.comments) if (!nodes.has(c.id)) render(c, false);
         next = data.next;
+        setClosed(data.closed === true);
         heading.textContent = data.total ? t('comments', { count: data.total }) : t('noComments');
         note.hidden = true;
         showPending();
@@ -555,6 +582,8 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
       if (v.website) payload.website = v.website;
       if (parentId != null) payload.parent_id = parentId;
       if (notify.checked) payload.notify = true;
+      if (formToken) payload.form_token = formToken;
+      if (honeypot.value) payload.homepage = honeypot.value;
       payload.lang = lang; // mail to this reader is written in the widget's language
 
       submitButton.setAttribute('aria-disabled', 'true');
@@ -585,6 +614,7 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
           store(PENDING_KEY, [].concat(load(PENDING_KEY) || []).filter((p) => p && p.id !== own.id).concat(own));
           fields.body.control.value = '';
           notify.checked = false; // each comment is its own request for replies
+          fetchFormToken(); // the form is shown afresh for the next comment
           closeReply(false);
           const li = render(own, true);
           say(t('thanks'));
@@ -598,6 +628,9 @@ ${P} .mg-note{color:var(--mg-muted);margin:.5rem 0}
           }
           say([t('errFix'), ...general].join(' '), true);
           showErrors(errors);
+        } else if (r.status === 403 && data.error === 'closed') {
+          // Closed while the reader was writing: the form stays, so they can still copy their text.
+          say(t('closed'), true);
         } else if (r.status === 429) {
           const secs = Math.max(1, parseInt(r.headers.get('Retry-After'), 10) || 60);
           say(secs < 60 ? t('errRateSeconds', { count: secs }) : t('errRateMinutes', { count: Math.ceil(secs / 60) }), true);

@@ -9,10 +9,14 @@
 //! HTTP layer maps onto statuses (`error.rs`).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use crate::domain::{Comment, CommentId, ImportedComment, NewComment, Status};
+use crate::domain::{Comment, CommentId, ImportedComment, NewComment, Reasons, Status};
+use crate::rate_limit::Refusal;
+use crate::spam::{self, Context, Decision, FormAge, ModerationMode, ModerationRules, Submission};
 use crate::state::AppState;
-use crate::store::{ImportLinks, ImportSession, Moderated, StoreError};
+use crate::store::{Admission, ImportLinks, ImportSession, Inserted, Moderated, StoreError};
+use crate::threads;
 
 /// Why a use case did not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -23,40 +27,160 @@ pub enum CommentError {
     /// A reply must answer an approved comment of its own thread.
     #[error("must be an approved comment on the same page")]
     ParentNotApproved,
+    /// The thread takes no new comments (see `threads`).
+    #[error("Comments are closed.")]
+    Closed,
     /// No comment has this id (it never existed, or was deleted).
     #[error("no comment with id {0}")]
     NotFound(CommentId),
+    /// The same email already said the same body on the same page.
+    #[error("You have already said that.")]
+    Duplicate,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// What the form said about a submission besides its fields: the honeypot
+/// and the form token (see `spam`). Clients other than the widget and the
+/// form send neither.
+#[derive(Debug, Clone, Default)]
+pub struct FormSignals {
+    /// The honeypot field was sent non-empty.
+    pub honeypot: bool,
+    /// `form_token` as sent, if at all.
+    pub form_token: Option<String>,
+}
+
 /// A reader submits a validated comment from `client`. Returns the stored
-/// comment with the status it was given.
-pub async fn submit(state: &AppState, client: IpAddr, comment: NewComment) -> Result<Comment, CommentError> {
+/// comment with the status the moderation rules gave it.
+pub async fn submit(
+    state: &AppState,
+    client: IpAddr,
+    comment: NewComment,
+    signals: FormSignals,
+) -> Result<Comment, CommentError> {
+    // Before the limit: a comment that cannot be stored does not count.
+    if threads::is_closed(state, &comment.uri).await? {
+        return Err(CommentError::Closed);
+    }
     // Limited after validation (the caller parsed already): a reader fixing a
     // typo is not punished, while every submission that would be stored counts.
-    if let Err(retry_after_secs) = state.submissions.check(client) {
-        state.metrics.rate_limited("submit");
-        return Err(CommentError::RateLimited { retry_after_secs });
+    match state.submissions.check(client).await {
+        Ok(()) => {}
+        Err(Refusal::Limited { retry_after_secs }) => {
+            state.metrics.rate_limited("submit");
+            return Err(CommentError::RateLimited { retry_after_secs });
+        }
+        // The shared limit (PostgreSQL) could not be asked: refused as the
+        // store being unavailable, never let through unchecked.
+        Err(Refusal::Unchecked(error)) => return Err(CommentError::Store(error)),
     }
-    let status = initial_status(&comment);
-    let stored = state
-        .inserts
-        .insert(comment, status)
-        .await?
-        .ok_or(CommentError::ParentNotApproved)?;
+    let decision = initial_status(state, &comment, &signals).await?;
+    let admission = Admission {
+        status: decision.status,
+        reasons: Reasons(decision.reasons),
+        moderated_by: decision.moderated_by,
+        refuse_duplicate: true,
+    };
+    let stored = match state.inserts.insert(comment, admission).await? {
+        Inserted::Stored(comment) => comment,
+        Inserted::ParentNotApproved => return Err(CommentError::ParentNotApproved),
+        Inserted::Duplicate => return Err(CommentError::Duplicate),
+    };
     if stored.status == Status::Approved {
         state.threads.invalidate(&stored.uri);
     }
     state.metrics.comment_submitted();
-    tracing::info!(id = stored.id, uri = %stored.uri, status = %stored.status, "comment submitted");
+    tracing::info!(
+        id = stored.id,
+        uri = %stored.uri,
+        status = %stored.status,
+        reasons = ?stored.reasons.0,
+        "comment submitted"
+    );
     Ok(stored)
 }
 
-/// The status a new comment starts with. Pre-moderation: every comment waits
-/// for a moderator. The moderation rules and the spam filter decide here.
-fn initial_status(_comment: &NewComment) -> Status {
-    Status::Pending
+/// The status a new comment starts with, and why: the moderation rules
+/// (`spam::decide`) over the comment, its form signals, the stored rules
+/// (from memory), whether its author is known (one indexed probe, in
+/// `known` mode only) and how long its form was shown.
+async fn initial_status(
+    state: &AppState,
+    comment: &NewComment,
+    signals: &FormSignals,
+) -> Result<Decision, CommentError> {
+    let rules = moderation_rules(state).await?;
+    let known_author = rules.moderation == ModerationMode::Known
+        && state
+            .store
+            .is_known_author(comment.name.as_str(), comment.email.as_str())
+            .await?;
+    let form_age = if state.min_form_age.is_zero() {
+        FormAge::Missing
+    } else {
+        state
+            .form_tokens
+            .age(signals.form_token.as_deref(), time::OffsetDateTime::now_utc())
+    };
+    let submission = Submission {
+        comment,
+        honeypot: signals.honeypot,
+        form_age,
+    };
+    let context = Context {
+        rules: &rules,
+        known_author,
+        min_form_age: state.min_form_age,
+    };
+    Ok(spam::decide(&submission, &context))
+}
+
+/// The moderation rules in force: the in-process copy, else the stored
+/// rules (kept as the copy), else the defaults (`MARGINALIA_MODERATION`).
+pub async fn moderation_rules(state: &AppState) -> Result<Arc<ModerationRules>, CommentError> {
+    if let Some(rules) = state.rules.get() {
+        return Ok(rules);
+    }
+    let epoch = state.rules.epoch();
+    let rules = Arc::new(
+        state
+            .store
+            .moderation_rules()
+            .await?
+            .unwrap_or_else(|| state.rules.defaults()),
+    );
+    state.rules.fill(rules.clone(), epoch);
+    Ok(rules)
+}
+
+/// A moderator replaces the moderation rules; every instance applies them
+/// from its next submission on (this one at once, others when the change
+/// notification arrives, see `spam::RulesCache`).
+pub async fn replace_rules(
+    state: &AppState,
+    rules: ModerationRules,
+    moderated_by: &str,
+) -> Result<Arc<ModerationRules>, CommentError> {
+    state.store.replace_moderation_rules(&rules, moderated_by).await?;
+    state.rules.invalidate();
+    tracing::info!(
+        moderator = %moderated_by,
+        moderation = rules.moderation.as_str(),
+        hold_links = rules.hold_links,
+        held_words = rules.held_words.len(),
+        blocked_words = rules.blocked_words.len(),
+        "moderation rules replaced"
+    );
+    moderation_rules(state).await
+}
+
+/// A moderator empties the spam folder: every spam comment deleted for
+/// good, each recorded as a deletion. Returns how many.
+pub async fn empty_spam(state: &AppState, moderated_by: &str) -> Result<u64, CommentError> {
+    let deleted = state.store.delete_with_status(Status::Spam).await?;
+    tracing::info!(deleted, moderator = %moderated_by, "spam folder emptied");
+    Ok(deleted)
 }
 
 /// A moderator (`moderated_by`: a token's name, later `email:…` or

@@ -15,6 +15,7 @@ use url::Url;
 
 use crate::i18n::Lang;
 use crate::notify::settings::{NotifyOptions, NotifySettings};
+use crate::spam::ModerationMode;
 
 /// Largest accepted request body (the contract's 128 KiB; `openapi.yaml`).
 /// A fixed limit, not an option: a comment is at most 10,000 characters.
@@ -26,7 +27,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://marginalia.db";
 
 /// `marginalia [serve] [OPTIONS]`, `marginalia migrate`, `marginalia token …`,
 /// `marginalia secret rotate`, `marginalia import …`, `marginalia export`,
-/// `marginalia backup PATH`.
+/// `marginalia backup PATH`, `marginalia people export|erase EMAIL`.
 #[derive(Debug, Parser)]
 #[command(name = "marginalia", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -96,6 +97,34 @@ pub enum Command {
         database: DatabaseArgs,
         /// The new file; it must not exist yet.
         path: PathBuf,
+    },
+    /// A reader's data: print everything held about an email address, or
+    /// erase it (see docs/data.md).
+    People {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(subcommand)]
+        action: PeopleAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeopleAction {
+    /// Print every comment (every status, every field) and reply-mail
+    /// subscription of EMAIL as JSON, as `GET /api/admin/people` does.
+    Export {
+        /// The reader's address (compared without regard to capitals).
+        email: String,
+    },
+    /// Anonymize every comment of EMAIL (name `Anonymous`; email, website,
+    /// IP and user agent removed; text kept), or delete them; its
+    /// subscriptions and queued mail go too. `moderated_by` is `cli`.
+    Erase {
+        /// The reader's address (compared without regard to capitals).
+        email: String,
+        /// Delete the comments instead of anonymizing them (replies stay).
+        #[arg(long)]
+        delete_comments: bool,
     },
 }
 
@@ -309,6 +338,35 @@ pub struct Config {
     /// language); anything else stops start-up.
     #[arg(long, env = "MARGINALIA_LANG", default_value = "en", value_parser = parse_lang)]
     pub lang: Lang,
+
+    /// Days the IP address and user agent of a comment are kept; after that
+    /// the retention job removes them from it. 0 keeps them.
+    #[arg(long, env = "MARGINALIA_KEEP_IP_DAYS", default_value = "30")]
+    pub keep_ip_days: u32,
+
+    /// Days after their moderation that spam and rejected comments are
+    /// deleted by the retention job. 0 keeps them.
+    #[arg(long, env = "MARGINALIA_PURGE_DAYS", default_value = "30")]
+    pub purge_days: u32,
+    /// Days after its first comment a thread closes to new comments (its
+    /// comments stay shown), unless a moderator opened it; 0: never.
+    #[arg(long, env = "MARGINALIA_CLOSE_AFTER_DAYS", default_value = "0")]
+    pub close_after_days: u32,
+
+    /// Which comments wait for a moderator: `all` (every one), or `known`
+    /// (one whose name and email match an approved comment is published at
+    /// once unless a rule holds it). The default of the moderation rules:
+    /// once a moderator stores rules (/admin, PUT /api/admin/rules), the
+    /// stored mode applies instead.
+    #[arg(long, env = "MARGINALIA_MODERATION", value_enum, default_value = "all")]
+    pub moderation: ModerationMode,
+
+    /// Seconds a reader must have had the form on screen (from its signed
+    /// form token) for a comment not to be held as `too_fast`; decimals
+    /// allowed (`1.5`), `0` turns the check off. Comments without a token
+    /// are not held for that.
+    #[arg(long, env = "MARGINALIA_MIN_FORM_SECONDS", default_value = "3", value_parser = parse_form_seconds)]
+    pub min_form_seconds: Duration,
 
     /// An Akismet API key: each new comment is then checked with Akismet
     /// after it is stored (its text, the reader's name, email, website, IP
@@ -551,6 +609,18 @@ impl Default for Config {
     }
 }
 
+/// Seconds with decimals, 0 to 3600.
+fn parse_form_seconds(value: &str) -> Result<Duration, String> {
+    let seconds: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number of seconds"))?;
+    if !(0.0..=3600.0).contains(&seconds) {
+        return Err("must be between 0 and 3600 seconds".into());
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
 /// Accepts `10.0.0.1`, `10.0.0.0/8`, `::1` or `fd00::/8`; an empty item is `None`
 /// so that an empty list (the default) parses.
 fn parse_trusted_proxy(value: &str) -> Result<Option<IpNet>, String> {
@@ -731,6 +801,8 @@ mod tests {
             "MARGINALIA_WEBHOOK_SECRET",
             "MARGINALIA_WEBHOOK_FORMAT",
             "MARGINALIA_LANG",
+            "MARGINALIA_KEEP_IP_DAYS",
+            "MARGINALIA_PURGE_DAYS",
         ] {
             assert!(help.contains(env), "{env} missing from --help");
         }
@@ -784,6 +856,23 @@ mod tests {
             error.contains("MARGINALIA_LANG") && error.contains("zh-Hans"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn moderation_and_form_time_have_defaults_flags_and_bounds() {
+        let defaults = Config::default();
+        assert_eq!(defaults.moderation, ModerationMode::All);
+        assert_eq!(defaults.min_form_seconds, Duration::from_secs(3));
+        let cli = Cli::try_parse_from(["marginalia", "--moderation", "known", "--min-form-seconds", "0.5"])
+            .unwrap();
+        assert_eq!(cli.serve.moderation, ModerationMode::Known);
+        assert_eq!(cli.serve.min_form_seconds, Duration::from_millis(500));
+        assert!(Cli::try_parse_from(["marginalia", "--moderation", "some"]).is_err());
+        assert!(Cli::try_parse_from(["marginalia", "--min-form-seconds", "-1"]).is_err());
+        let help = <Cli as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("MARGINALIA_MODERATION") && help.contains("MARGINALIA_MIN_FORM_SECONDS"));
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub enum ApiError {
     /// 403 `forbidden`: the session's CSRF check or a CORS origin check failed.
     #[error("{0}")]
     Forbidden(String),
+    /// 403 `closed`: the thread takes no new comments; the message is the
+    /// reader's, in their language.
+    #[error("{0}")]
+    Closed(String),
     /// 404 `not_found`.
     #[error("{0}")]
     NotFound(String),
@@ -81,6 +85,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Closed(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -101,6 +106,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::Closed(_) => "closed",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { code, .. } => code,
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",

@@ -15,6 +15,9 @@
 //!   listener): one cancellation token, early exits logged and counted, drained at shutdown.
 //! - [`comments`]: the use cases (submit, moderate, delete) that routes, the CLI
 //!   and importers call; the order of steps lives here, not in handlers.
+//! - [`threads`]: the use cases on whole threads: closed or not (by a
+//!   moderator, an import, or `MARGINALIA_CLOSE_AFTER_DAYS`), close and open,
+//!   rename and merge.
 //! - [`links`]: the use cases of one-click links (moderate a comment, confirm a
 //!   subscription, unsubscribe): the token checked against the key stored now,
 //!   its purpose, then one store call that also makes the link single use.
@@ -30,7 +33,7 @@
 //! - [`auth`]: moderator tokens (generation, hashing, constant-time check) and the
 //!   lock-out of IPs that keep failing.
 //! - [`rate_limit`]: who the client is (trusted proxies, IPv6 /64) and the per-client
-//!   submission limit (`governor`).
+//!   submission limit (`governor`; on PostgreSQL also shared by all instances, through `store`).
 //! - [`thread_cache`]: serialized public thread pages, invalidated by moderation
 //!   (and, on PostgreSQL, by other instances through `LISTEN/NOTIFY`).
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
@@ -46,6 +49,16 @@
 //! - [`import`]: `marginalia import` (WordPress, Disqus, Isso, our own export),
 //!   `export` and `backup`; one file per format, every record through the
 //!   domain parsers and the `comments::import` use case, in one transaction.
+//! - [`people`]: readers' data rights: everything held about one address
+//!   (export) and its erasure (anonymize or delete), for the moderator API
+//!   and `marginalia people`.
+//! - [`retention`]: the background job that clears old IP addresses and user
+//!   agents and deletes old spam and rejected comments.
+//! - [`feeds`]: the Atom feeds of approved comments (the site's newest, one
+//!   thread's): ids, links, rendering with `quick-xml`, cached in `thread_cache`.
+//! - [`spam`]: the moderation rules (blocked and held words, links, honeypot,
+//!   too fast, known authors), each a pure function with reasons, combined in
+//!   one place; the in-process copy of the stored rules; the signed form token.
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
 //!
@@ -62,6 +75,9 @@
 //! `state`, `tasks`, `routes`, `outbox` and `server`; nothing imports `startup`.
 //! `outbox` → `state`, `store`, `notify`; `notify` depends on `domain` and `i18n` only;
 //! `import` → `comments`, `store`, `config`, `domain`, called by the binary alone.
+//! `people` → `state`, `store`, `domain`, called by `routes` and the binary;
+//! `retention` → `state`, `store`, `config`, `tasks`, started by `startup`.
+//! `feeds` → `state`, `store`, `thread_cache`, `config`, `i18n`, `domain`, called by `routes`.
 
 pub mod akismet;
 pub mod auth;
@@ -69,18 +85,23 @@ pub mod comments;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod feeds;
 pub mod i18n;
 pub mod import;
 pub mod links;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;
+pub mod people;
 pub mod rate_limit;
+pub mod retention;
 pub mod routes;
 pub mod server;
+pub mod spam;
 pub mod startup;
 pub mod state;
 pub mod store;
 pub mod tasks;
 pub mod telemetry;
 pub mod thread_cache;
+pub mod threads;

@@ -7,10 +7,12 @@ use clap::Parser;
 use secrecy::ExposeSecret;
 
 use marginalia::auth;
-use marginalia::config::{Cli, Command, Config, DatabaseArgs, SecretAction, TokenAction};
+use marginalia::config::{Cli, Command, Config, DatabaseArgs, PeopleAction, SecretAction, TokenAction};
+use marginalia::domain::Email;
 use marginalia::import;
+use marginalia::people;
 use marginalia::startup::App;
-use marginalia::store::{Store, TokenInsertError};
+use marginalia::store::{ErasureMode, Store, TokenInsertError};
 use marginalia::telemetry;
 
 #[tokio::main]
@@ -53,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("Backed up to {}.", path.display());
             Ok(())
         }
+        Some(Command::People { database, action }) => manage_people(&database, action).await,
     }
 }
 
@@ -171,6 +174,46 @@ async fn manage_secret(database: &DatabaseArgs, action: SecretAction) -> anyhow:
     }
     store.close().await;
     Ok(())
+}
+
+/// `marginalia people export|erase EMAIL`: the JSON or the summary on
+/// standard output. An erasure is recorded as moderated by `cli`. A running
+/// SQLite instance keeps its cached pages of the touched threads until it
+/// restarts (PostgreSQL instances hear of the change); the moderator API's
+/// `DELETE /api/admin/people` has no such delay.
+async fn manage_people(database: &DatabaseArgs, action: PeopleAction) -> anyhow::Result<()> {
+    let _guard = telemetry::init("warn");
+    let parse = |email: &str| Email::parse(email).map_err(|reason| anyhow::anyhow!("EMAIL {reason}"));
+    let store = open(database).await?;
+    store.migrate().await?;
+    let result = async {
+        match action {
+            PeopleAction::Export { email } => {
+                let export = people::export(&store, &parse(&email)?).await?;
+                println!("{}", serde_json::to_string_pretty(&export)?);
+            }
+            PeopleAction::Erase {
+                email,
+                delete_comments,
+            } => {
+                let mode = if delete_comments {
+                    ErasureMode::Delete
+                } else {
+                    ErasureMode::Anonymize
+                };
+                let erased = people::erase(&store, &parse(&email)?, mode, "cli").await?;
+                let verb = if delete_comments { "Deleted" } else { "Anonymized" };
+                println!(
+                    "{verb} {} comment(s); removed {} subscription(s) and {} mail(s) to the address.",
+                    erased.comments, erased.subscriptions, erased.mails
+                );
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what `docker stop` and systemd send).

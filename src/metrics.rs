@@ -40,6 +40,12 @@ struct KindLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RetentionLabels {
+    /// `ip_cleared` or `purged`.
+    action: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TaskExitLabels {
     task: &'static str,
     /// `returned` or `panicked`.
@@ -74,6 +80,8 @@ pub struct Metrics {
     notifications_retried: Family<KindLabels, Counter>,
     notifications_failed: Family<KindLabels, Counter>,
     notifications_queued: Family<KindLabels, Gauge>,
+    retention_rows: Family<RetentionLabels, Counter>,
+    retention_runs: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -96,6 +104,18 @@ impl Default for Metrics {
         let notifications_retried = Family::<KindLabels, Counter>::default();
         let notifications_failed = Family::<KindLabels, Counter>::default();
         let notifications_queued = Family::<KindLabels, Gauge>::default();
+        let retention_rows = Family::<RetentionLabels, Counter>::default();
+        let retention_runs = Counter::default();
+        registry.register(
+            "retention_rows",
+            "Comments changed by the retention job of this instance: IP and user agent cleared, or purged",
+            retention_rows.clone(),
+        );
+        registry.register(
+            "retention_runs",
+            "Completed runs of the retention job on this instance",
+            retention_runs.clone(),
+        );
         registry.register(
             "notifications_sent",
             "Mails and webhook calls delivered by this instance, by kind",
@@ -164,6 +184,8 @@ impl Default for Metrics {
             notifications_retried,
             notifications_failed,
             notifications_queued,
+            retention_rows,
+            retention_runs,
         }
     }
 }
@@ -236,6 +258,17 @@ impl Metrics {
         self.notifications_failed
             .get_or_create(&KindLabels { kind })
             .inc();
+    }
+
+    /// A run of the retention job finished: `ip_cleared` comments lost their
+    /// IP address and user agent, `purged` were deleted.
+    pub fn retention_run(&self, ip_cleared: u64, purged: u64) {
+        for (action, rows) in [("ip_cleared", ip_cleared), ("purged", purged)] {
+            self.retention_rows
+                .get_or_create(&RetentionLabels { action })
+                .inc_by(rows);
+        }
+        self.retention_runs.inc();
     }
 
     /// Renders the text exposition format, with the queue depth and the

@@ -49,7 +49,7 @@ use crate::notify::mail::{
 use crate::notify::webhook::{self, WebhookComment, WebhookEvent, WebhookPayload};
 use crate::state::AppState;
 use crate::store::{
-    Delivery, DeliveryKind, EventOutcome, NewDelivery, NewDigestEntry, NewSubscription, NotificationEvent,
+    Delivery, DeliveryKind, EventOutcome, HeldComments, NewDelivery, NewSubscription, NotificationEvent,
     Store, StoreError,
 };
 use crate::tasks::{CancellationToken, Supervisor};
@@ -61,6 +61,9 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// that the submissions' batch writer needs too; in a flood, few large claims
 /// leave it nearly all of them.
 const EVENTS_PER_CLAIM: u32 = 1000;
+/// Comments a digest lists at most, oldest first; it counts the rest and
+/// links to the queue, where a moderator can act on many at once.
+const DIGEST_LISTED: usize = 50;
 /// Deliveries sent per claim (one at a time, so a slow server holds few).
 const DELIVERIES_PER_CLAIM: u32 = 10;
 /// How long a claim is held. The sender never starts a send that could end
@@ -248,6 +251,8 @@ async fn plan(state: &AppState, events: &[NotificationEvent]) -> Result<EventOut
     // which a digest entry: decided before anything is read, so that in a
     // flood beyond the allowance most events read nothing at all.
     let mut single_mails: HashMap<i64, Vec<&crate::domain::Email>> = HashMap::new();
+    // Comments beyond the allowance, per moderator: one stored row each.
+    let mut held: HashMap<&str, Vec<CommentId>> = HashMap::new();
     if settings.mail.is_some() {
         for event in events.iter().filter(|event| is_new_in_queue(event)) {
             for moderator in &settings.moderator_emails {
@@ -259,14 +264,18 @@ async fn plan(state: &AppState, events: &[NotificationEvent]) -> Result<EventOut
                     budget.add(DeliveryKind::ModeratorMail, address);
                     single_mails.entry(event.id).or_default().push(moderator);
                 } else {
-                    outcome.held.push(NewDigestEntry {
-                        recipient: address.to_owned(),
-                        comment_id: event.comment_id,
-                    });
+                    held.entry(address).or_default().push(event.comment_id);
                 }
             }
         }
     }
+    outcome.held = held
+        .into_iter()
+        .map(|(recipient, comment_ids)| HeldComments {
+            recipient: recipient.to_owned(),
+            comment_ids,
+        })
+        .collect();
     // What is composed from a comment: webhook bodies, single moderator
     // mails, a reader's confirmation, a reply mail.
     let needs_comment = |event: &NotificationEvent| {
@@ -336,7 +345,10 @@ async fn plan(state: &AppState, events: &[NotificationEvent]) -> Result<EventOut
                 }
             }
         }
-        if event.submitted && event.wants_replies {
+        // An address no mail can reach (a placeholder, or the empty email
+        // of a comment anonymized before its event was handled) subscribes
+        // to nothing.
+        if event.submitted && event.wants_replies && notify::can_receive_mail(&comment.email) {
             outcome.subscriptions.push(NewSubscription {
                 comment_id: comment.id,
                 uri: comment.uri.clone(),
@@ -483,27 +495,39 @@ async fn send_due_digests(state: &AppState) -> Result<(), StoreError> {
     let now = OffsetDateTime::now_utc();
     for moderator in &state.notify.moderator_emails {
         let recipient = moderator.as_str().to_owned();
-        match state.store.oldest_digest_entry(&recipient).await? {
+        match state.store.oldest_held_comment(&recipient).await? {
             Some(oldest) if oldest <= now - HOUR => {}
             _ => continue,
         }
-        let entries = state.store.digest_entries(&recipient).await?;
-        if entries.is_empty() {
+        let batches = state.store.digest_batches(&recipient).await?;
+        if batches.is_empty() {
             continue;
         }
-        let ids: Vec<i64> = entries.iter().map(|entry| entry.id).collect();
-        let comment_ids: Vec<CommentId> = entries.iter().map(|entry| entry.comment_id).collect();
-        let comments = state.store.comments_by_ids(&comment_ids).await?;
-        if comments.is_empty() {
+        let batch_ids: Vec<i64> = batches.iter().map(|batch| batch.id).collect();
+        let mut held: Vec<CommentId> = batches.into_iter().flat_map(|batch| batch.comment_ids).collect();
+        held.sort_unstable();
+        held.dedup();
+        // The oldest that still exist, read a chunk at a time: after a spam
+        // wave most held comments are usually deleted already.
+        let mut listed: Vec<Comment> = Vec::with_capacity(DIGEST_LISTED.min(held.len()));
+        for chunk in held.chunks(DIGEST_LISTED * 4) {
+            let comments = state.store.comments_by_ids(chunk).await?;
+            listed.extend(chunk.iter().filter_map(|id| comments.get(id).cloned()));
+            if listed.len() >= DIGEST_LISTED {
+                listed.truncate(DIGEST_LISTED);
+                break;
+            }
+        }
+        if listed.is_empty() {
             // Every held comment was deleted meanwhile: nothing to tell.
-            state.store.complete_digest(&ids, None).await?;
+            state.store.complete_digest(&batch_ids, None).await?;
             continue;
         }
         let secret = state.store.current_link_secret().await?;
         let composer = Composer::new(state, &mail.from);
         let moderator = subscriber(&recipient);
-        let mut digest = Vec::with_capacity(entries.len());
-        for comment in comment_ids.iter().filter_map(|id| comments.get(id)) {
+        let mut digest = Vec::with_capacity(listed.len());
+        for comment in &listed {
             let parent = match comment.parent_id {
                 Some(id) => state.store.comment(id).await?,
                 None => None,
@@ -517,6 +541,7 @@ async fn send_due_digests(state: &AppState) -> Result<(), StoreError> {
             &composer.addressing(mailbox(&recipient), state.lang),
             &composer.site,
             &digest,
+            held.len() as u64,
             &composer.queue_url(),
         );
         let Ok(message) = message else {
@@ -526,7 +551,7 @@ async fn send_due_digests(state: &AppState) -> Result<(), StoreError> {
         let queued = state
             .store
             .complete_digest(
-                &ids,
+                &batch_ids,
                 Some(&NewDelivery {
                     kind: DeliveryKind::Digest,
                     recipient: recipient.clone(),

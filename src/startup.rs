@@ -17,6 +17,7 @@ use crate::auth;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outbox;
+use crate::retention::{self, RetentionPolicy};
 use crate::routes;
 use crate::server::{self, ServerLimits};
 use crate::state::AppState;
@@ -83,6 +84,7 @@ impl App {
         let mut tasks = Supervisor::new(metrics.task_exits());
         let state = Arc::new(AppState::build(config, address, store, metrics, &mut tasks).await?);
         outbox::start(state.clone(), &mut tasks)?;
+        retention::start(state.clone(), RetentionPolicy::from_config(config), &mut tasks);
         akismet::start(state.clone(), &mut tasks).await?;
         let limits = ServerLimits {
             max_connections: config.max_connections.get() as usize,
@@ -156,7 +158,7 @@ async fn prune_periodically(state: Arc<AppState>) {
     let mut interval = tokio::time::interval(PRUNE_INTERVAL);
     loop {
         interval.tick().await;
-        state.submissions.prune();
+        state.submissions.prune().await;
         state.auth.prune();
     }
 }
@@ -169,13 +171,16 @@ async fn follow_other_instances(state: Arc<AppState>, stop: CancellationToken) {
     };
     let listening = store.listen_for_changes(|change| match change {
         StoreChange::Thread(uri) => state.threads.invalidate(&uri),
+        StoreChange::Rules => state.rules.invalidate(),
         StoreChange::Listening => {
             tracing::debug!("listening for changes by other instances");
             state.threads.set_enabled(true);
+            state.rules.set_enabled(true);
         }
         StoreChange::Lost => {
             tracing::warn!("change listener lost; thread cache off until it reconnects");
             state.threads.set_enabled(false);
+            state.rules.set_enabled(false);
         }
     });
     tokio::select! {

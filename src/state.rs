@@ -14,6 +14,8 @@ use crate::metrics::Metrics;
 use crate::notify::NotifySettings;
 use crate::notify::links::LinkSecret;
 use crate::rate_limit::{ClientResolver, SubmissionLimiter};
+use crate::spam::RulesCache;
+use crate::spam::form_token::FormTokenKey;
 use crate::store::{InsertBatcher, Store, Writing};
 use crate::tasks::Supervisor;
 use crate::thread_cache::ThreadCache;
@@ -42,6 +44,16 @@ pub struct AppState {
     /// and checking (`links`) read the stored key at each use instead, so a
     /// `marginalia secret rotate` applies at once.
     pub link_secret: LinkSecret,
+    /// `MARGINALIA_CLOSE_AFTER_DAYS` as a duration; `None` when threads never
+    /// close by age.
+    pub close_after: Option<time::Duration>,
+    /// The moderation rules as last read (see `spam::RulesCache`).
+    pub rules: RulesCache,
+    /// Signs and checks the form tokens (derived from the link secret read
+    /// at start-up).
+    pub form_tokens: FormTokenKey,
+    /// `MARGINALIA_MIN_FORM_SECONDS`.
+    pub min_form_age: std::time::Duration,
     /// Akismet's key and address; `None`: no Akismet (`crate::akismet`).
     pub akismet: Option<AkismetSettings>,
 }
@@ -86,6 +98,9 @@ impl AppState {
             Store::Postgres(_) => (2, false),
         };
         Ok(Self {
+            rules: RulesCache::new(config.moderation, cache_ready_at_once),
+            form_tokens: FormTokenKey::from_secret(&link_secret),
+            min_form_age: config.min_form_seconds,
             threads: ThreadCache::new(config.thread_cache_bytes, cache_ready_at_once),
             auth: Authenticator::new(store.clone(), config.admin_token.as_ref()),
             inserts: InsertBatcher::start(
@@ -97,8 +112,12 @@ impl AppState {
                 },
                 supervisor,
             ),
+            submissions: SubmissionLimiter::for_store(
+                config.rate_limit_per_minute,
+                config.rate_limit_burst,
+                &store,
+            ),
             store,
-            submissions: SubmissionLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst),
             clients: ClientResolver::new(config.trusted_networks()),
             metrics,
             allowed_origins,
@@ -106,6 +125,8 @@ impl AppState {
             lang: config.lang,
             notify,
             link_secret,
+            close_after: (config.close_after_days > 0)
+                .then(|| time::Duration::days(i64::from(config.close_after_days))),
             akismet,
         })
     }

@@ -13,7 +13,18 @@
 //!   after it: every invalidation bumps an epoch, and a fill whose read began
 //!   in an older epoch is dropped.
 //!
+//! Beside its pages, a thread's entry keeps its [`ThreadState`] (closed or
+//! not, see `threads`), so a submission checks it without a query; it goes
+//! with the pages whenever the thread is invalidated. A page that says
+//! `"closed": false` only because the age rule has not yet closed the
+//! thread is served until that moment ([`CachedPage::fresh_until`]).
+//!
 //! The cache is bounded in bytes; whole threads are evicted least recently used first.
+//!
+//! The Atom feeds (`crate::feeds`) are kept here too, so that they follow the
+//! very same invalidations: a thread's feed is one more page of its thread
+//! ([`FEED_PAGE`]), and the site's recent-comments feed, which any thread's
+//! change may alter, lives under [`SITE_WIDE`], which every invalidation drops.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,12 +32,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use hashlink::LruCache;
+use time::OffsetDateTime;
 use warp::http::HeaderValue;
 
-use crate::domain::CommentId;
+use crate::domain::{CommentId, ThreadState};
 
 /// Which page of a thread: the cursor it starts after and its size.
 pub type PageKey = (Option<CommentId>, u32);
+
+/// The page key of a thread's Atom feed: no page of the JSON read has it,
+/// since that read's `limit` is at least 1.
+pub const FEED_PAGE: PageKey = (None, 0);
+
+/// The "thread" of pages built from every thread (the recent-comments feed):
+/// no thread's uri is empty, and invalidating any thread drops it too.
+pub const SITE_WIDE: &str = "";
 
 /// Rough bookkeeping cost of an entry beyond its bytes (maps, Arcs, header).
 const ENTRY_OVERHEAD: usize = 160;
@@ -36,6 +56,9 @@ const ENTRY_OVERHEAD: usize = 160;
 pub struct CachedPage {
     pub body: Bytes,
     pub etag: HeaderValue,
+    /// When what the page says stops being true by itself (the age rule
+    /// closes its thread); `None`: only a change to the thread ends it.
+    pub fresh_until: Option<OffsetDateTime>,
 }
 
 impl CachedPage {
@@ -47,8 +70,13 @@ impl CachedPage {
 #[derive(Default)]
 struct ThreadPages {
     pages: HashMap<PageKey, Arc<CachedPage>>,
+    /// Whether the thread takes comments, as last read.
+    state: Option<ThreadState>,
     bytes: usize,
 }
+
+/// Bookkeeping cost of a cached [`ThreadState`].
+const STATE_COST: usize = 64;
 
 struct Inner {
     threads: LruCache<String, ThreadPages>,
@@ -90,7 +118,57 @@ impl ThreadCache {
         if !self.is_enabled() {
             return None;
         }
-        self.lock().threads.get(uri)?.pages.get(&key).cloned()
+        let page = self.lock().threads.get(uri)?.pages.get(&key).cloned()?;
+        match page.fresh_until {
+            Some(until) if until <= OffsetDateTime::now_utc() => None,
+            _ => Some(page),
+        }
+    }
+
+    /// The cached state of a thread (closed or not), if any.
+    pub fn state(&self, uri: &str) -> Option<ThreadState> {
+        if !self.is_enabled() {
+            return None;
+        }
+        self.lock().threads.get(uri)?.state
+    }
+
+    /// Stores a thread's state read from the database, on the same terms as
+    /// [`ThreadCache::insert`] (`epoch` read before the query).
+    pub fn insert_state(&self, uri: &str, state: ThreadState, epoch: u64) {
+        let cost = STATE_COST + uri.len();
+        if !self.is_enabled() || cost > self.max_bytes / 4 {
+            return;
+        }
+        let mut inner = self.lock();
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        let thread = match inner.threads.get_mut(uri) {
+            Some(thread) => thread,
+            None => {
+                inner.threads.insert(uri.to_owned(), ThreadPages::default());
+                inner.threads.get_mut(uri).expect("just inserted")
+            }
+        };
+        let added = if thread.state.replace(state).is_some() {
+            0
+        } else {
+            cost
+        };
+        thread.bytes += added;
+        inner.bytes += added;
+        self.evict(&mut inner);
+    }
+
+    /// Drops least recently used threads until the bound holds.
+    fn evict(&self, inner: &mut Inner) {
+        while inner.bytes > self.max_bytes {
+            let Some((_, evicted)) = inner.threads.remove_lru() else {
+                break;
+            };
+            inner.bytes -= evicted.bytes;
+        }
     }
 
     /// The cached page even while the cache is not serving: for when the
@@ -132,20 +210,18 @@ impl ThreadCache {
             .map_or(0, |old| old.cost() + uri.len());
         thread.bytes = thread.bytes + cost - replaced;
         inner.bytes = inner.bytes + cost - replaced;
-        while inner.bytes > self.max_bytes {
-            let Some((_, evicted)) = inner.threads.remove_lru() else {
-                break;
-            };
-            inner.bytes -= evicted.bytes;
-        }
+        self.evict(&mut inner);
     }
 
-    /// Forgets every page of one thread (after a moderation action on it).
+    /// Forgets every page of one thread (after a moderation action on it),
+    /// and the site-wide pages, which show every thread.
     pub fn invalidate(&self, uri: &str) {
         let mut inner = self.lock();
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        if let Some(thread) = inner.threads.remove(uri) {
-            inner.bytes -= thread.bytes;
+        for key in [uri, SITE_WIDE] {
+            if let Some(thread) = inner.threads.remove(key) {
+                inner.bytes -= thread.bytes;
+            }
         }
     }
 
@@ -185,6 +261,7 @@ mod tests {
         Arc::new(CachedPage {
             body: Bytes::from(vec![b'x'; size]),
             etag: HeaderValue::from_static("\"e\""),
+            fresh_until: None,
         })
     }
 
@@ -204,12 +281,71 @@ mod tests {
     }
 
     #[test]
+    fn a_threads_state_is_kept_with_its_pages_and_goes_with_them() {
+        let cache = ThreadCache::new(1 << 20, true);
+        let closed = ThreadState {
+            decided: Some(true),
+            first_comment_at: None,
+        };
+        cache.insert_state("/a/", closed, cache.epoch());
+        cache.insert("/a/", (None, 200), page(100), cache.epoch());
+        assert_eq!(cache.state("/a/"), Some(closed));
+        let stale = cache.epoch();
+        cache.invalidate("/a/");
+        assert_eq!(cache.state("/a/"), None);
+        assert!(cache.get("/a/", (None, 200)).is_none());
+        cache.insert_state("/a/", closed, stale);
+        assert_eq!(
+            cache.state("/a/"),
+            None,
+            "a read older than the change is dropped"
+        );
+        assert_eq!(cache.bytes(), 0);
+    }
+
+    #[test]
+    fn a_page_is_not_served_past_its_freshness() {
+        let cache = ThreadCache::new(1 << 20, true);
+        let expiring = |at| {
+            Arc::new(CachedPage {
+                body: Bytes::from_static(b"{}"),
+                etag: HeaderValue::from_static("\"e\""),
+                fresh_until: Some(at),
+            })
+        };
+        let now = OffsetDateTime::now_utc();
+        cache.insert("/old/", (None, 200), expiring(now), cache.epoch());
+        cache.insert(
+            "/new/",
+            (None, 200),
+            expiring(now + time::Duration::hours(1)),
+            cache.epoch(),
+        );
+        assert!(cache.get("/old/", (None, 200)).is_none());
+        assert!(cache.get("/new/", (None, 200)).is_some());
+    }
+
+    #[test]
     fn a_read_that_began_before_an_invalidation_is_not_stored() {
         let cache = ThreadCache::new(1 << 20, true);
         let epoch = cache.epoch();
         cache.invalidate("/other/");
         cache.insert("/a/", (None, 200), page(100), epoch);
         assert!(cache.get("/a/", (None, 200)).is_none());
+    }
+
+    #[test]
+    fn site_wide_pages_are_dropped_by_the_invalidation_of_any_thread() {
+        let cache = ThreadCache::new(1 << 20, true);
+        cache.insert(SITE_WIDE, FEED_PAGE, page(100), cache.epoch());
+        cache.insert("/a/", FEED_PAGE, page(100), cache.epoch());
+        cache.insert("/b/", FEED_PAGE, page(100), cache.epoch());
+        assert!(cache.get(SITE_WIDE, FEED_PAGE).is_some());
+        cache.invalidate("/a/");
+        assert!(cache.get(SITE_WIDE, FEED_PAGE).is_none());
+        assert!(cache.get("/a/", FEED_PAGE).is_none());
+        assert!(cache.get("/b/", FEED_PAGE).is_some(), "other threads' feeds stay");
+        assert_eq!(cache.bytes(), page(100).cost() + "/b/".len());
     }
 
     #[test]

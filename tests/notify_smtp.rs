@@ -41,6 +41,7 @@ fn notification(settings: &MailSettings) -> lettre::Message {
         text: "First line\n.\n..two dots\nLast line, ünïcödé".into(),
         ip: None,
         user_agent: None,
+        reasons: String::new(),
         parent: Some(ParentComment {
             name: "Dr. Ahn".into(),
             text: "Ask me anything.".into(),

@@ -2,7 +2,8 @@
 //! (proptest): whatever a reader types, the published HTML stays inside the
 //! allow-list of the contract (openapi.yaml), sanitizing is idempotent, an accepted body shows
 //! something, names show something and hold no bidirectional controls, and
-//! the public view of a comment never carries its email.
+//! the public view of a comment never carries its email; and the spam rules
+//! (`src/spam/rules.rs`) each decide what they say for any input.
 
 use marginalia::domain::{AuthorName, CommentBody, Email, NewComment, ThreadUri, Website, render, sanitize};
 use proptest::prelude::*;
@@ -222,6 +223,8 @@ proptest! {
             ip: None,
             user_agent: None,
             lang: None,
+            reasons: Default::default(),
+            spam_score: None,
         };
         let public = serde_json::to_string(&stored.to_public(false)).unwrap();
         // The body may quote the address itself; the point is the field.
@@ -229,5 +232,184 @@ proptest! {
             prop_assert!(!public.contains(&address), "{}", public);
         }
         prop_assert!(!public.contains("\"email\""));
+    }
+}
+
+// --- the spam rules (src/spam/rules.rs), one property or more per rule ---
+
+mod spam_rules {
+    use std::time::Duration;
+
+    use marginalia::domain::{AuthorName, CommentBody, Email, NewComment, Status, ThreadUri};
+    use marginalia::spam::rules::{self, count_links};
+    use marginalia::spam::{Context, FormAge, ModerationMode, ModerationRules, Submission, decide};
+    use proptest::prelude::*;
+
+    fn comment(body: &str) -> NewComment {
+        NewComment {
+            uri: ThreadUri::parse("/p/").unwrap(),
+            parent_id: None,
+            name: AuthorName::parse("Reader").unwrap(),
+            email: Email::parse("reader@example.org").unwrap(),
+            website: None,
+            body: CommentBody::parse(body).unwrap(),
+            ip: Some("192.0.2.1".into()),
+            user_agent: None,
+            wants_replies: false,
+            lang: None,
+            referrer: None,
+        }
+    }
+
+    fn rules_with(held: &[String], blocked: &[String], links: i64) -> ModerationRules {
+        ModerationRules::new(ModerationMode::Known, links, held, blocked).unwrap()
+    }
+
+    fn context(rules: &ModerationRules, known_author: bool) -> Context<'_> {
+        Context {
+            rules,
+            known_author,
+            min_form_age: Duration::from_secs(3),
+        }
+    }
+
+    /// Mixes the case of `word` by `mask`.
+    fn recase(word: &str, mask: u64) -> String {
+        word.chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if mask >> (i % 64) & 1 == 1 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// A blocked word anywhere in the body, in any case, sends the comment
+        /// to spam naming that word; a body without it is left alone.
+        #[test]
+        fn a_blocked_word_is_found_in_any_case(
+            word in "[a-z]{4,12}",
+            before in "[ A-Za-z0-9.,]{0,40}",
+            after in "[ A-Za-z0-9.,]{0,40}",
+            mask in any::<u64>(),
+        ) {
+            let rules = rules_with(&[], std::slice::from_ref(&word), 2);
+            let body = format!("x {before}{} {after}", recase(&word, mask));
+            let c = comment(&body);
+            let submission = Submission { comment: &c, honeypot: false, form_age: FormAge::Missing };
+            let verdict = rules::blocked_words(&submission, &context(&rules, false));
+            let verdict = verdict.expect("the word is in the body");
+            prop_assert_eq!(verdict.status, Status::Spam);
+            prop_assert_eq!(verdict.reasons, vec![format!("blocked_word:{word}")]);
+            prop_assert_eq!(decide(&submission, &context(&rules, true)).status, Status::Spam);
+
+            let clean = comment(&format!("x {}", before.to_lowercase().replace(&word, "")));
+            let fields_hold_it = "reader@example.org192.0.2.1".contains(&word);
+            let submission = Submission { comment: &clean, ..submission };
+            let clean_body = clean.body.markdown().to_lowercase();
+            if !clean_body.contains(&word) && !fields_hold_it {
+                prop_assert!(rules::blocked_words(&submission, &context(&rules, false)).is_none());
+            }
+        }
+
+        /// A held word holds, even a known author, and is never spam.
+        #[test]
+        fn a_held_word_holds_a_known_author(word in "[a-z]{4,12}", mask in any::<u64>()) {
+            let rules = rules_with(std::slice::from_ref(&word), &[], 0);
+            let c = comment(&format!("about {} today", recase(&word, mask)));
+            let submission = Submission { comment: &c, honeypot: false, form_age: FormAge::Missing };
+            let decision = decide(&submission, &context(&rules, true));
+            prop_assert_eq!(decision.status, Status::Pending);
+            prop_assert_eq!(decision.reasons, vec![format!("held_word:{word}")]);
+            prop_assert_eq!(decision.moderated_by, None);
+        }
+
+        /// N links in the body are counted as N, and hold exactly when N
+        /// reaches `hold_links` (never when it is 0).
+        #[test]
+        fn links_are_counted_and_hold_from_the_limit_on(
+            n in 0usize..8,
+            limit in 0i64..10,
+            bare in any::<bool>(),
+        ) {
+            let links: Vec<String> = (0..n)
+                .map(|i| if bare && i % 2 == 1 {
+                    format!("https://site{i}.example/page")
+                } else {
+                    format!("[link {i}](https://site{i}.example/)")
+                })
+                .collect();
+            let c = comment(&format!("text {}", links.join(" and ")));
+            prop_assert_eq!(count_links(c.body.html()), n);
+            let rules = rules_with(&[], &[], limit);
+            let submission = Submission { comment: &c, honeypot: false, form_age: FormAge::Missing };
+            let verdict = rules::too_many_links(&submission, &context(&rules, false));
+            prop_assert_eq!(verdict.is_some(), limit > 0 && n as i64 >= limit);
+            if let Some(verdict) = verdict {
+                prop_assert_eq!(verdict.reasons, vec![format!("links:{n}")]);
+            }
+        }
+
+        /// A form shown for less than the minimum is held; from the minimum
+        /// on, or without a token, it is not.
+        #[test]
+        fn too_fast_is_exactly_below_the_minimum(age_ms in 0u64..10_000, min_ms in 0u64..10_000) {
+            let rules = rules_with(&[], &[], 2);
+            let c = comment("hello");
+            let ctx = Context { min_form_age: Duration::from_millis(min_ms), ..context(&rules, false) };
+            let shown = Submission {
+                comment: &c,
+                honeypot: false,
+                form_age: FormAge::Shown(Duration::from_millis(age_ms)),
+            };
+            prop_assert_eq!(rules::too_fast(&shown, &ctx).is_some(), age_ms < min_ms);
+            let missing = Submission { form_age: FormAge::Missing, ..shown };
+            prop_assert!(rules::too_fast(&missing, &ctx).is_none());
+        }
+
+        /// Whatever else holds or publishes it, a filled honeypot is spam
+        /// recorded as `auto:honeypot`.
+        #[test]
+        fn a_filled_honeypot_is_always_spam(
+            known in any::<bool>(),
+            links in 0usize..4,
+            age_ms in 0u64..10_000,
+        ) {
+            let rules = rules_with(&[], &[], 2);
+            let body: Vec<String> = (0..links).map(|i| format!("[l](https://l{i}.example)")).collect();
+            let c = comment(&format!("hi {}", body.join(" ")));
+            let submission = Submission {
+                comment: &c,
+                honeypot: true,
+                form_age: FormAge::Shown(Duration::from_millis(age_ms)),
+            };
+            let decision = decide(&submission, &context(&rules, known));
+            prop_assert_eq!(decision.status, Status::Spam);
+            prop_assert_eq!(decision.reasons.first().map(String::as_str), Some("honeypot"));
+            prop_assert_eq!(decision.moderated_by.as_deref(), Some("auto:honeypot"));
+        }
+
+        /// A known author with nothing to hold is approved; in `all` mode,
+        /// never.
+        #[test]
+        fn only_a_known_author_in_known_mode_is_approved(known in any::<bool>(), known_mode in any::<bool>()) {
+            let mode = if known_mode { ModerationMode::Known } else { ModerationMode::All };
+            let rules = ModerationRules::new(mode, 2, &[], &[]).unwrap();
+            let c = comment("plain words");
+            let submission = Submission { comment: &c, honeypot: false, form_age: FormAge::Missing };
+            let decision = decide(&submission, &context(&rules, known));
+            let approved = decision.status == Status::Approved;
+            prop_assert_eq!(approved, known && known_mode);
+        }
     }
 }

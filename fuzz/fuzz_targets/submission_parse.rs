@@ -210,6 +210,8 @@ fn stored(comment: &NewComment, email: &str, ip: Option<String>, user_agent: Opt
         ip,
         user_agent,
         lang: comment.lang.as_ref().map(|lang| lang.as_str().to_owned()),
+        reasons: Default::default(),
+        spam_score: None,
     }
 }
 

@@ -84,6 +84,43 @@ pub struct Comment {
     /// existed have no such field.
     #[serde(default)]
     pub lang: Option<String>,
+    /// Why an automatic decision was made, or why the comment was held
+    /// (`honeypot`, `links:3`, `blocked_word:casino`); empty for none.
+    #[serde(default)]
+    #[sqlx(try_from = "String")]
+    pub reasons: Reasons,
+    /// The learning filter's spam probability; `None` until it scores.
+    #[serde(default)]
+    pub spam_score: Option<f64>,
+}
+
+/// The reasons of a comment: a JSON array of strings in the database, an
+/// array in the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Reasons(pub Vec<String>);
+
+impl Reasons {
+    /// The stored form, a JSON array.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_else(|_| "[]".into())
+    }
+}
+
+impl TryFrom<String> for Reasons {
+    type Error = serde_json::Error;
+
+    fn try_from(stored: String) -> Result<Self, Self::Error> {
+        serde_json::from_str(&stored).map(Reasons)
+    }
+}
+
+impl std::ops::Deref for Reasons {
+    type Target = [String];
+
+    fn deref(&self) -> &[String] {
+        &self.0
+    }
 }
 
 /// What the public sees of an approved comment. It has no email, IP or user

@@ -11,11 +11,12 @@ mod comment_body;
 mod email;
 mod language_tag;
 mod status;
+mod thread_state;
 mod thread_uri;
 mod website;
 
 pub use author_name::AuthorName;
-pub use comment::{Comment, CommentId, ImportedComment, NewComment, PublicComment};
+pub use comment::{Comment, CommentId, ImportedComment, NewComment, PublicComment, Reasons};
 pub use comment_body::{
     CommentBody, MAX_BODY_CHARS, MAX_BODY_HTML_BYTES, MAX_BODY_NESTING, has_visible_text, nesting_depth,
     render, sanitize,
@@ -23,6 +24,7 @@ pub use comment_body::{
 pub use email::Email;
 pub use language_tag::LanguageTag;
 pub use status::Status;
+pub use thread_state::ThreadState;
 pub use thread_uri::ThreadUri;
 pub use website::Website;
 

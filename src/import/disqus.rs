@@ -172,7 +172,8 @@ pub async fn read(path: &std::path::Path, sink: &mut Sink) -> Result<(), ImportE
                 if thread.closed.trim() == "true"
                     && let Some(uri) = &uri
                 {
-                    sink.closed_thread(format!("{uri} (thread {})", thread.id));
+                    sink.closed_thread(uri, format!("{uri} (thread {})", thread.id))
+                        .await?;
                 }
                 threads.insert(thread.id, uri);
             }

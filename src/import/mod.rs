@@ -288,8 +288,12 @@ pub struct Summary {
     pub skipped: BTreeMap<String, Listed>,
     /// Imported, but with something left out or changed, by what.
     pub warnings: BTreeMap<String, Listed>,
-    /// Threads closed to comments in the source (`uri (source id)`).
+    /// Threads closed to comments in the source and closed here now
+    /// (`uri (source id)`).
     pub closed_threads: Listed,
+    /// Threads closed in the source on which a decision was stored already
+    /// (an earlier import, or a moderator who reopened them): left as they are.
+    pub already_decided: Listed,
     /// Replies whose parent could not be linked (`source id → parent`).
     pub unlinked: Listed,
 }
@@ -357,13 +361,22 @@ impl fmt::Display for Summary {
             list(f, &self.unlinked)?;
         }
         if self.closed_threads.count > 0 {
+            let verb = if self.dry_run { "Would close" } else { "Closed" };
             writeln!(
                 f,
-                "Warning: {} posts are closed to comments in the source; marginalia cannot close \
-                 threads yet: close them after the thread feature lands:",
+                "{verb} {} threads, as they are closed to comments in the source:",
                 self.closed_threads.count
             )?;
             list(f, &self.closed_threads)?;
+        }
+        if self.already_decided.count > 0 {
+            writeln!(
+                f,
+                "Left as they are: {} threads closed in the source that were already closed or \
+                 reopened here:",
+                self.already_decided.count
+            )?;
+            list(f, &self.already_decided)?;
         }
         if self.dry_run {
             writeln!(f, "Dry run: nothing was written.")?;
@@ -415,9 +428,27 @@ impl Sink {
         self.summary.warn(id, warning);
     }
 
-    /// A thread the source has closed to comments.
-    pub fn closed_thread(&mut self, description: String) {
-        self.summary.closed_threads.add(description);
+    /// A thread the source has closed to comments: closed here too, in the
+    /// import's transaction, unless a decision on it is stored already (so a
+    /// second import changes nothing, and never closes a thread a moderator
+    /// reopened). A uri the parser refuses is left alone: its comments are
+    /// refused too.
+    pub async fn closed_thread(&mut self, uri: &str, description: String) -> Result<(), ImportError> {
+        let Ok(uri) = ThreadUri::parse(uri) else {
+            return Ok(());
+        };
+        let by = format!("import:{}", tag(self.format));
+        let closed = self
+            .session
+            .close_thread(&uri, &by)
+            .await
+            .map_err(comments::CommentError::from)?;
+        if closed {
+            self.summary.closed_threads.add(description);
+        } else {
+            self.summary.already_decided.add(description);
+        }
+        Ok(())
     }
 
     /// Moves the progress bar to `position` (bytes or records read).

@@ -251,7 +251,7 @@ async fn add_item(
     if item.comment_status.trim() == "closed"
         && let Some(uri) = &uri
     {
-        sink.closed_thread(format!("{uri} (post {post})"));
+        sink.closed_thread(uri, format!("{uri} (post {post})")).await?;
     }
     for comment in item.comments {
         let source_id = format!("wxr:{post}:{}", comment.id.trim());

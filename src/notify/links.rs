@@ -72,6 +72,17 @@ impl LinkSecret {
     fn mac(&self) -> HmacSha256 {
         HmacSha256::new_from_slice(&self.0).expect("HMAC takes a key of any length")
     }
+
+    /// A key for another purpose than links (`label` names it), derived
+    /// from this one as HMAC-SHA256(secret, label): other signatures of the
+    /// service (the spam defence's form tokens) need no secret of their own,
+    /// a rotation renews them too, and no such signature can pass for a link.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        let mut mac = self.mac();
+        mac.update(b"marginalia derived key\0");
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
 }
 
 impl fmt::Debug for LinkSecret {

@@ -109,6 +109,9 @@ pub struct CommentForModerators {
     pub text: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// Why the comment was held (`links:3, held_word:casino`), joined; empty
+    /// when nothing held it but the moderation mode.
+    pub reasons: String,
     /// The comment this one replies to.
     pub parent: Option<ParentComment>,
 }
@@ -132,6 +135,7 @@ impl CommentForModerators {
             text: comment.body.clone(),
             ip: comment.ip.clone(),
             user_agent: comment.user_agent.clone(),
+            reasons: comment.reasons.join(", "),
             parent: parent.map(|parent| ParentComment {
                 name: parent.name.clone(),
                 text: parent.body.clone(),
@@ -210,17 +214,27 @@ pub fn moderator_notification(
 }
 
 /// One mail for the comments beyond the hourly allowance of single mails.
+///
+/// `arrived` is how many comments were held for it, of which `entries` lists
+/// the oldest (a spam wave must not make a mail of hundreds of megabytes);
+/// the mail says so when it lists fewer.
 pub fn moderator_digest(
     addressing: &Addressing,
     site: &Site,
     entries: &[DigestEntry],
+    arrived: u64,
     queue_url: &str,
 ) -> Result<Message, lettre::error::Error> {
     let lang = addressing.lang;
-    let count = entries.len() as u64;
+    let count = arrived.max(entries.len() as u64);
     let subject = site.subject(&lang.text_count("mail.digest.subject", count, &[]));
     let intro = lang.text_count("mail.digest.intro", count, &[]);
+    let listed = (count > entries.len() as u64)
+        .then(|| lang.text("mail.digest.listed", &[("shown", &entries.len().to_string())]));
     let mut text = format!("{intro}\n");
+    if let Some(listed) = &listed {
+        let _ = writeln!(text, "{listed}");
+    }
     for entry in entries {
         text.push_str("\n----------------------------------------\n\n");
         write_comment_text(&mut text, lang, site, &entry.comment, &entry.links);
@@ -235,6 +249,9 @@ pub fn moderator_digest(
         &subject,
         html! {
             p { (intro) }
+            @if let Some(listed) = &listed {
+                p { (listed) }
+            }
             p { a href=(queue_url) style=(BUTTON) { (lang.text("mail.button.openQueue", &[])) } }
             @for entry in entries {
                 hr;
@@ -410,6 +427,9 @@ fn comment_facts(comment: &CommentForModerators) -> Vec<(&'static str, &str)> {
     if let Some(user_agent) = &comment.user_agent {
         facts.push(("mail.label.userAgent", user_agent));
     }
+    if !comment.reasons.is_empty() {
+        facts.push(("mail.label.reasons", &comment.reasons));
+    }
     facts
 }
 
@@ -554,6 +574,7 @@ mod tests {
             text: "Is this covered by insurance?\n\nThanks!".into(),
             ip: Some("203.0.113.9".into()),
             user_agent: Some("Firefox/140".into()),
+            reasons: "links:2, held_word:casino".into(),
             parent: Some(ParentComment {
                 name: "Dr. Ahn".into(),
                 text: "Ask me anything about OT.".into(),
@@ -650,6 +671,7 @@ mod tests {
             "Email: maya@reader.example",
             "Website: https://maya.example/",
             "IP: 203.0.113.9",
+            "Reasons: links:2, held_word:casino",
             "Is this covered by insurance?\n\nThanks!",
             "In reply to Dr. Ahn:\n> Ask me anything about OT.",
             "Approve: https://comments.clinic.example/moderate/approve-1",
@@ -684,6 +706,7 @@ mod tests {
             "Dr. Ahn",
             "Ask me anything about OT.",
             "Firefox/140",
+            "links:2, held_word:casino",
         ] {
             assert!(html.contains(expected), "{expected:?} not in {html}");
         }
@@ -719,7 +742,14 @@ mod tests {
                 links: links(i),
             })
             .collect();
-        let message = moderator_digest(&addressing("mod@clinic.example"), &site(), &entries, QUEUE).unwrap();
+        let message = moderator_digest(
+            &addressing("mod@clinic.example"),
+            &site(),
+            &entries,
+            entries.len() as u64,
+            QUEUE,
+        )
+        .unwrap();
         let parsed = parse(&message);
         assert_common_headers(&parsed, "mod@clinic.example");
         assert_eq!(
@@ -743,7 +773,8 @@ mod tests {
         assert_eq!(buttons.iter().filter(|t| *t == "Approve").count(), 3);
         assert_eq!(buttons.iter().filter(|t| *t == "Open the queue").count(), 1);
 
-        let one = moderator_digest(&addressing("m@clinic.example"), &site(), &entries[..1], QUEUE).unwrap();
+        let one =
+            moderator_digest(&addressing("m@clinic.example"), &site(), &entries[..1], 1, QUEUE).unwrap();
         assert_eq!(
             parse(&one).subject(),
             Some("[Clinic blog] 1 new comment awaiting moderation")
@@ -908,7 +939,8 @@ mod tests {
             .into_iter()
             .map(|n| {
                 let entries: Vec<_> = (1..=n).map(entry).collect();
-                let message = moderator_digest(&russian, &site(), &entries, QUEUE).unwrap();
+                let message =
+                    moderator_digest(&russian, &site(), &entries, entries.len() as u64, QUEUE).unwrap();
                 parse(&message).subject().unwrap().to_owned()
             })
             .collect();
@@ -977,6 +1009,7 @@ mod tests {
                 website: Some(payload.clone()),
                 text: payload.clone(),
                 user_agent: Some(payload.clone()),
+                reasons: payload.clone(),
                 parent: Some(ParentComment {
                     name: payload.clone(),
                     text: payload.clone(),
@@ -1002,6 +1035,7 @@ mod tests {
                         comment: comment.clone(),
                         links: links(1),
                     }],
+                    1,
                     QUEUE,
                 ),
                 reply_notification(&addressing("m@c.example"), &site(), &reply, &unsubscribe()),

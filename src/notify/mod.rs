@@ -31,9 +31,13 @@ pub use settings::{NotifySettings, WebhookSettings};
 /// False for an address no mail may go to: one under the special-use
 /// `.invalid` domain (RFC 2606, RFC 6761), which importers give to authors
 /// their source had no address for (`anonymous+123@disqus.invalid`). Such an
-/// address is never sent a confirmation or a reply mail.
+/// address is never sent a confirmation or a reply mail. Nor is an empty
+/// one, or anything without an `@`: an anonymized comment keeps an empty
+/// email (`crate::people`).
 pub fn can_receive_mail(address: &str) -> bool {
-    let domain = address.rsplit_once('@').map_or(address, |(_, domain)| domain);
+    let Some((_, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
     !(domain == "invalid" || domain.ends_with(".invalid"))
 }
@@ -123,6 +127,10 @@ mod tests {
             "a@invalid",
         ] {
             assert!(!can_receive_mail(address), "{address}");
+        }
+        // An anonymized comment's email is empty.
+        for address in ["", " ", "no-at-sign"] {
+            assert!(!can_receive_mail(address), "{address:?}");
         }
         for address in ["ada@example.org", "a@invalid.example", "a@notinvalid"] {
             assert!(can_receive_mail(address), "{address}");

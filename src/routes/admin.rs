@@ -38,8 +38,36 @@ pub const DEFAULT_LIST_LIMIT: u32 = 50;
 pub const MAX_LIST_LIMIT: u32 = 1000;
 
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
-    let list = warp::path!("api" / "admin" / "comments")
-        .and(list(state.clone()).or(method_not_allowed("GET, HEAD")).unify());
+    let empty_spam = warp::delete()
+        .and(with_state(state.clone()))
+        .and(moderator(state.clone()))
+        .and(raw_query())
+        .then(super::admin_rules::empty_folder)
+        .map(respond);
+    let list = warp::path!("api" / "admin" / "comments").and(
+        list(state.clone())
+            .or(empty_spam)
+            .unify()
+            .or(method_not_allowed("GET, HEAD, DELETE"))
+            .unify(),
+    );
+    let rules = warp::path!("api" / "admin" / "rules").and(
+        warp::get()
+            .and(with_state(state.clone()))
+            .and(moderator(state.clone()))
+            .then(super::admin_rules::show_rules)
+            .map(respond)
+            .or(warp::put()
+                .and(with_state(state.clone()))
+                .and(moderator(state.clone()))
+                .and(warp::header::headers_cloned())
+                .and(limited_body())
+                .then(super::admin_rules::replace_rules)
+                .map(respond))
+            .unify()
+            .or(method_not_allowed("GET, HEAD, PUT"))
+            .unify(),
+    );
     let one = one_comment(state.clone());
     let stats = warp::path!("api" / "admin" / "stats").and(
         warp::get()
@@ -62,7 +90,10 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let approve = action(state.clone(), "approve", Status::Approved);
     let reject = action(state.clone(), "reject", Status::Rejected);
     let spam = action(state.clone(), "spam", Status::Spam);
+    // Back to the queue (out of the spam folder, say).
+    let pending = action(state.clone(), "pending", Status::Pending);
     let state_for_notifications = state.clone();
+    let state_for_people = state.clone();
     cross_site(state)
         .or(list)
         .unify()
@@ -78,7 +109,17 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(spam)
         .unify()
-        .or(super::admin_notifications::routes(state_for_notifications))
+        .or(pending)
+        .unify()
+        .or(super::admin_notifications::routes(
+            state_for_notifications.clone(),
+        ))
+        .unify()
+        .or(super::admin_threads::routes(state_for_notifications))
+        .unify()
+        .or(super::admin_people::routes(state_for_people))
+        .unify()
+        .or(rules)
         .unify()
         .boxed()
 }
@@ -140,11 +181,17 @@ fn parse_list_query(raw: &str) -> Result<ModerationQuery, ApiError> {
             Some(ThreadUri::parse(text).map_err(|message| ApiError::BadRequest(format!("uri {message}")))?)
         }
     };
+    let by_score = match value("sort") {
+        None | Some("") | Some("id") => false,
+        Some("score") => true,
+        Some(_) => return Err(ApiError::BadRequest("sort must be `score` or absent".into())),
+    };
     Ok(ModerationQuery {
         status,
         uri,
         after: parse_cursor(value("after"))?,
         limit: parse_limit(value("limit"), DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)?,
+        by_score,
     })
 }
 

@@ -3,11 +3,14 @@
 //! - [`public`]: what the widget calls (submit, thread, counts), with CORS;
 //! - [`admin`]: the moderator API behind bearer tokens, and
 //!   [`admin_notifications`], its calls about notification settings;
+//!   [`admin_people`], its calls about one reader's data (export, erase), and
+//!   [`admin_threads`], its calls on whole threads (close, open, rename);
 //! - [`pages`]: the widget script, the moderation page, the demo post and the
 //!   OpenAPI description;
 //! - [`ops`]: health, readiness and metrics for operators;
 //! - [`links`]: the pages of one-click links in mail (moderate, subscribe,
 //!   unsubscribe).
+//! - [`feeds`]: the Atom feeds of approved comments.
 //!
 //! Every path answers every outcome itself (a wrong method is a 405 of that
 //! path, with `Allow`); [`crate::error::handle_rejection`] only sees what
@@ -15,6 +18,10 @@
 
 pub mod admin;
 pub mod admin_notifications;
+pub mod admin_people;
+mod admin_rules;
+pub mod admin_threads;
+pub mod feeds;
 pub mod filters;
 pub mod links;
 pub mod ops;
@@ -62,7 +69,9 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(links::routes(state.clone()))
         .unify()
-        .or(ops::routes(state))
+        .or(ops::routes(state.clone()))
+        .unify()
+        .or(feeds::routes(state))
         .unify()
         .recover(handle_rejection)
         .unify()
@@ -80,11 +89,19 @@ impl From<CommentError> for ApiError {
         match error {
             CommentError::RateLimited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
             CommentError::ParentNotApproved => ApiError::field("parent_id", error.to_string()),
+            CommentError::Closed => ApiError::Closed(crate::i18n::Lang::En.text(CLOSED_MESSAGE, &[])),
             CommentError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            CommentError::Duplicate => ApiError::Conflict {
+                code: "duplicate",
+                message: error.to_string(),
+            },
             CommentError::Store(error) => error.into(),
         }
     }
 }
+
+/// The catalog key of what a reader is told when a thread is closed.
+pub(crate) const CLOSED_MESSAGE: &str = "thread.closed";
 
 /// A 405 for a path that exists but not with this method. Put last in a
 /// path's alternatives.
@@ -105,6 +122,12 @@ pub fn route_label(path: &str) -> &'static str {
         "/api/admin/session" => "/api/admin/session",
         "/api/admin/notifications" => "/api/admin/notifications",
         "/api/admin/notifications/test" => "/api/admin/notifications/test",
+        "/api/admin/people" => "/api/admin/people",
+        "/api/admin/threads/close" => "/api/admin/threads/close",
+        "/api/admin/threads/open" => "/api/admin/threads/open",
+        "/api/admin/threads/rename" => "/api/admin/threads/rename",
+        "/api/admin/rules" => "/api/admin/rules",
+        "/api/form-token" => "/api/form-token",
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",
@@ -114,10 +137,13 @@ pub fn route_label(path: &str) -> &'static str {
         "/admin/admin.css" => "/admin/admin.css",
         "/demo" => "/demo",
         "/openapi.yaml" => "/openapi.yaml",
+        "/feed/recent.atom" => "/feed/recent.atom",
+        "/feed/thread.atom" => "/feed/thread.atom",
         _ => match path.strip_prefix("/api/admin/comments/") {
             Some(rest) if rest.ends_with("/approve") => "/api/admin/comments/{id}/approve",
             Some(rest) if rest.ends_with("/reject") => "/api/admin/comments/{id}/reject",
             Some(rest) if rest.ends_with("/spam") => "/api/admin/comments/{id}/spam",
+            Some(rest) if rest.ends_with("/pending") => "/api/admin/comments/{id}/pending",
             Some(_) => "/api/admin/comments/{id}",
             None => catalog_label(path).unwrap_or_else(|| link_label(path)),
         },

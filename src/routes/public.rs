@@ -22,7 +22,7 @@ use warp::reply::{Reply, Response};
 use super::filters::{
     client_ip, etag_listed, header_value, limited_body, query_pairs, raw_query, with_state,
 };
-use super::submission::{SubmissionFormat, parse_submission};
+use super::submission::{SubmissionFormat, parse_submission_with_signals};
 use super::{json_response, method_not_allowed};
 use crate::comments;
 use crate::config::Site;
@@ -31,6 +31,7 @@ use crate::error::{ApiError, respond};
 use crate::i18n::Lang;
 use crate::state::AppState;
 use crate::thread_cache::CachedPage;
+use crate::threads;
 
 /// Comments per thread page when the widget does not say.
 pub const DEFAULT_THREAD_LIMIT: u32 = 200;
@@ -40,6 +41,8 @@ pub const MAX_THREAD_LIMIT: u32 = 1000;
 pub const MAX_COUNT_URIS: usize = 100;
 /// What a reader is told after submitting.
 pub const PENDING_MESSAGE: &str = "Your comment is awaiting moderation.";
+/// What a known author (`MARGINALIA_MODERATION=known`) is told.
+pub const PUBLISHED_MESSAGE: &str = "Your comment is published.";
 
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let cors = cors(&state.allowed_origins);
@@ -50,10 +53,21 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .or(method_not_allowed("GET, HEAD, POST"))
         .unify()
         .boxed();
+    let form_token = form_token(state.clone())
+        .or(method_not_allowed("GET, HEAD"))
+        .unify()
+        .boxed();
     let counts = counts(state).or(method_not_allowed("GET, HEAD")).unify().boxed();
     let comments = warp::path!("api" / "comments").and(with_cors(comments, cors.clone(), site.clone()));
+    let form_token = warp::path!("api" / "form-token").and(with_cors(form_token, cors.clone(), site.clone()));
     let counts = warp::path!("api" / "counts").and(with_cors(counts, cors, site));
-    comments.or(counts).unify().map(vary_on_origin).boxed()
+    comments
+        .or(counts)
+        .unify()
+        .or(form_token)
+        .unify()
+        .map(vary_on_origin)
+        .boxed()
 }
 
 /// Every answer here depends on `Origin` (CORS headers echo it, and a page
@@ -175,6 +189,11 @@ fn error_page(error: ApiError, lang: Lang) -> Response {
             vec![lang.html("form.failure.unreadable", &[])]
         }
         ApiError::Unavailable(_) => vec![lang.html("form.failure.unavailable", &[])],
+        // Already in the reader's language (`submit_comment`).
+        ApiError::Closed(message) => vec![html! { (message) }],
+        ApiError::Conflict {
+            code: "duplicate", ..
+        } => vec![lang.html("form.failure.duplicate", &[])],
         _ => vec![lang.html("form.failure.internal", &[])],
     };
     let retry = match &error {
@@ -302,16 +321,29 @@ async fn submit_comment(
 ) -> Result<Response, ApiError> {
     let format = SubmissionFormat::from_headers(&headers)?;
     let body = body?;
-    let new_comment = parse_submission(format, &body, client, &headers)?;
-    let stored = comments::submit(&state, client, new_comment).await?;
+    let (new_comment, signals) = parse_submission_with_signals(format, &body, client, &headers)?;
+    let stored = comments::submit(&state, client, new_comment, signals)
+        .await
+        .map_err(|error| match error {
+            comments::CommentError::Closed => {
+                ApiError::Closed(page_lang(&headers, state.lang).text(super::CLOSED_MESSAGE, &[]))
+            }
+            other => other.into(),
+        })?;
+    // A comment caught as spam is answered as any waiting one: the sender
+    // learns nothing from the answer.
+    let (status, message) = match stored.status {
+        Status::Approved => (Status::Approved, PUBLISHED_MESSAGE),
+        _ => (Status::Pending, PENDING_MESSAGE),
+    };
 
     match format {
         SubmissionFormat::Json => Ok(json_response(
             &Submitted {
                 comment: stored.to_public(true),
                 uri: &stored.uri,
-                status: stored.status,
-                message: PENDING_MESSAGE,
+                status,
+                message,
             },
             StatusCode::ACCEPTED,
         )),
@@ -362,6 +394,36 @@ fn form_success(headers: &HeaderMap, allowed_origins: &[String], site: &Site, la
     response
 }
 
+/// The form token's answer.
+#[derive(Serialize)]
+struct FormToken {
+    /// Sent back as `form_token` with the comment.
+    token: String,
+    /// Seconds a form must be shown before it is sent, or the comment is
+    /// held as `too_fast`.
+    min_seconds: f64,
+}
+
+/// GET /api/form-token: a signed time stamp for the widget to send with the
+/// comment (see `spam::form_token`). Its own call, so that thread reads stay
+/// cacheable; never cached itself.
+fn form_token(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(with_state(state))
+        .map(|state: Arc<AppState>| {
+            let token = FormToken {
+                token: state.form_tokens.issue(time::OffsetDateTime::now_utc()),
+                min_seconds: state.min_form_age.as_secs_f64(),
+            };
+            let mut response = json_response(&token, StatusCode::OK);
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        })
+        .boxed()
+}
+
 /// GET /api/comments?uri=/path/&limit=N&after=CURSOR
 fn thread(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     warp::get()
@@ -379,6 +441,8 @@ struct Thread<'a> {
     total: i64,
     next: Option<String>,
     comments: &'a [PublicComment],
+    /// The thread takes no new comments (the widget shows no form).
+    closed: bool,
 }
 
 /// The query of a thread read.
@@ -481,11 +545,15 @@ async fn render_thread(state: &AppState, query: &ThreadQuery) -> Result<CachedPa
         .store
         .approved_thread(&query.uri, query.after, query.limit)
         .await?;
+    let thread_state = threads::state(state, &query.uri).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let closed = thread_state.is_closed(state.close_after, now);
     let body = serde_json::to_vec(&Thread {
         uri: query.uri.as_str(),
         total: page.total,
         next: page.next.map(|id| id.to_string()),
         comments: &page.comments,
+        closed,
     })
     .map_err(|error| ApiError::Internal(error.into()))?;
     // The ETag is a digest of the exact bytes, so any moderation action that
@@ -495,6 +563,12 @@ async fn render_thread(state: &AppState, query: &ThreadQuery) -> Result<CachedPa
     Ok(CachedPage {
         body: body.into(),
         etag,
+        // An open thread the age rule will close: the page says so until then.
+        fresh_until: if closed {
+            None
+        } else {
+            thread_state.open_until(state.close_after, now)
+        },
     })
 }
 

@@ -13,6 +13,7 @@ use warp::http::header::{HeaderName, REFERER, USER_AGENT};
 
 use super::filters::{media_type, strict_json};
 
+use crate::comments::FormSignals;
 use crate::domain::{AuthorName, CommentBody, CommentId, Email, LanguageTag, NewComment, ThreadUri, Website};
 use crate::error::{ApiError, FieldErrors, SUBMISSION_MEDIA_TYPES};
 
@@ -20,6 +21,13 @@ use crate::error::{ApiError, FieldErrors, SUBMISSION_MEDIA_TYPES};
 const MAX_USER_AGENT_CHARS: usize = 500;
 /// Longest `Referer` kept for Akismet; the rest is cut off.
 const MAX_REFERRER_CHARS: usize = 2000;
+
+/// The honeypot: a field the widget and the no-JavaScript form carry but
+/// hide from people (visually and from assistive technology). Filled, the
+/// comment is stored as spam (reason `honeypot`) behind the usual 202.
+pub const HONEYPOT_FIELD: &str = "homepage";
+/// The signed time stamp of when the form was shown (`GET /api/form-token`).
+pub const FORM_TOKEN_FIELD: &str = "form_token";
 
 /// How the submission was encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +67,9 @@ struct RawSubmission {
     parent_id: Option<CommentId>,
     /// `notify`: mail me when a reply to this comment is published.
     wants_replies: bool,
+    /// The honeypot and the form token: never a validation error, whatever
+    /// they hold (a bot learns nothing from the answer).
+    signals: FormSignals,
     /// Fields of the wrong type, already named.
     type_errors: FieldErrors,
 }
@@ -95,6 +106,14 @@ impl RawSubmission {
                 raw.type_errors.insert("notify", "must be true or false".into());
             }
         }
+        raw.signals.honeypot = match object.get(HONEYPOT_FIELD) {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+            Some(Value::String(text)) => !text.trim().is_empty(),
+            Some(_) => true,
+        };
+        if let Some(Value::String(token)) = object.get(FORM_TOKEN_FIELD) {
+            raw.signals.form_token = Some(token.clone());
+        }
         Ok(raw)
     }
 
@@ -106,7 +125,9 @@ impl RawSubmission {
             // Unknown fields are ignored however often they come; a field the
             // service reads must say one thing (which copy wins differs between
             // frameworks, and a proxy in front may have checked the other one).
-            if !STRING_FIELDS.contains(&key.as_str()) && key != "parent_id" && key != "notify" {
+            if !STRING_FIELDS.contains(&key.as_str())
+                && !["parent_id", "notify", HONEYPOT_FIELD, FORM_TOKEN_FIELD].contains(&key.as_str())
+            {
                 continue;
             }
             match fields.entry(key) {
@@ -144,6 +165,10 @@ impl RawSubmission {
                 raw.type_errors.insert("notify", "must be on or absent".into());
             }
         }
+        raw.signals.honeypot = fields
+            .remove(HONEYPOT_FIELD)
+            .is_some_and(|value| !value.trim().is_empty());
+        raw.signals.form_token = fields.remove(FORM_TOKEN_FIELD);
         Ok(raw)
     }
 
@@ -230,13 +255,26 @@ pub fn parse_submission(
     client: IpAddr,
     headers: &HeaderMap,
 ) -> Result<NewComment, ApiError> {
-    let raw = match format {
+    parse_submission_with_signals(format, body, client, headers).map(|(comment, _)| comment)
+}
+
+/// Parses and validates a submission, and reads its form signals (the
+/// honeypot and the form token) beside it.
+pub fn parse_submission_with_signals(
+    format: SubmissionFormat,
+    body: &[u8],
+    client: IpAddr,
+    headers: &HeaderMap,
+) -> Result<(NewComment, FormSignals), ApiError> {
+    let mut raw = match format {
         SubmissionFormat::Json => RawSubmission::from_json(body)?,
         SubmissionFormat::Form => RawSubmission::from_form(body)?,
     };
     let user_agent = header_text(headers, USER_AGENT, MAX_USER_AGENT_CHARS);
     let referrer = header_text(headers, REFERER, MAX_REFERRER_CHARS);
+    let signals = std::mem::take(&mut raw.signals);
     raw.validate(client, user_agent, referrer)
+        .map(|comment| (comment, signals))
 }
 
 /// A header's value as text without control characters, cut at `max` characters.
@@ -329,6 +367,32 @@ mod tests {
             &HeaderMap::new(),
         ));
         assert_eq!(errors["lang"], "must be a string");
+    }
+
+    #[test]
+    fn the_honeypot_and_the_form_token_are_read_in_both_encodings_and_never_refused() {
+        let json = br#"{"uri": "/p/", "name": "Ada", "email": "a@example.org", "body": "hi",
+                        "homepage": "http://spam.example", "form_token": "abc"}"#;
+        let form = b"uri=%2Fp%2F&name=Ada&email=a%40example.org&body=hi&homepage=x&form_token=abc";
+        for (format, body) in [
+            (SubmissionFormat::Json, &json[..]),
+            (SubmissionFormat::Form, &form[..]),
+        ] {
+            let (_, signals) =
+                parse_submission_with_signals(format, body, client(), &HeaderMap::new()).unwrap();
+            assert!(signals.honeypot, "{format:?}");
+            assert_eq!(signals.form_token.as_deref(), Some("abc"));
+        }
+        let empty = b"uri=%2Fp%2F&name=Ada&email=a%40example.org&body=hi&homepage=";
+        let (_, signals) =
+            parse_submission_with_signals(SubmissionFormat::Form, empty, client(), &HeaderMap::new())
+                .unwrap();
+        assert!(!signals.honeypot && signals.form_token.is_none());
+        let odd = br#"{"uri": "/p/", "name": "Ada", "email": "a@example.org", "body": "hi",
+                       "homepage": 7, "form_token": 7}"#;
+        let (_, signals) =
+            parse_submission_with_signals(SubmissionFormat::Json, odd, client(), &HeaderMap::new()).unwrap();
+        assert!(signals.honeypot && signals.form_token.is_none());
     }
 
     #[test]

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{Store, StoreError};
-use crate::domain::{Comment, NewComment, Status};
+use super::{Admission, Inserted, Store, StoreError};
+use crate::domain::NewComment;
 use crate::tasks::{CancellationToken, Supervisor};
 
 /// The most submissions committed in one transaction.
@@ -22,8 +22,8 @@ const QUEUE_DEPTH: usize = 4096;
 
 struct Job {
     comment: NewComment,
-    status: Status,
-    answer: oneshot::Sender<Result<Option<Comment>, StoreError>>,
+    admission: Admission,
+    answer: oneshot::Sender<Result<Inserted, StoreError>>,
 }
 
 /// Hands submissions to the writer workers and waits for their commit.
@@ -74,16 +74,16 @@ impl InsertBatcher {
         Self { jobs }
     }
 
-    /// Stores one comment with the status the caller decided; returns when it
-    /// is committed (or failed). `None` when its parent is not an approved
-    /// comment of its thread.
-    pub async fn insert(&self, comment: NewComment, status: Status) -> Result<Option<Comment>, StoreError> {
+    /// Stores one comment as the caller decided (status, reasons, whether
+    /// a duplicate is refused); returns when it is committed (or failed),
+    /// with what became of it (see [`Inserted`]).
+    pub async fn insert(&self, comment: NewComment, admission: Admission) -> Result<Inserted, StoreError> {
         let (answer, answered) = oneshot::channel();
         let stopped = || StoreError::Unavailable(sqlx::Error::PoolClosed);
         self.jobs
             .send(Job {
                 comment,
-                status,
+                admission,
                 answer,
             })
             .await
@@ -125,10 +125,10 @@ async fn write_batches(
             }
             batch
         };
-        let comments: Vec<(&NewComment, Status)> =
-            batch.iter().map(|job| (&job.comment, job.status)).collect();
+        let comments: Vec<(&NewComment, &Admission)> =
+            batch.iter().map(|job| (&job.comment, &job.admission)).collect();
         let started = std::time::Instant::now();
-        let outcome = store.insert_comments(&comments, writing).await;
+        let outcome = store.insert_admitted(&comments, writing).await;
         tracing::debug!(
             size = batch.len(),
             micros = started.elapsed().as_micros() as u64,
@@ -149,7 +149,11 @@ async fn write_batches(
             Err(_) if batch.len() > 1 => {
                 let mut jobs = batch.into_iter();
                 while let Some(job) = jobs.next() {
-                    match store.insert_comment(&job.comment, job.status, writing).await {
+                    match store
+                        .insert_admitted(&[(&job.comment, &job.admission)], writing)
+                        .await
+                        .map(|mut inserted| inserted.pop().unwrap_or(Inserted::ParentNotApproved))
+                    {
                         Err(StoreError::Unavailable(error)) => {
                             // Gone mid-retry: the rest would only time out too.
                             fail_all(std::iter::once(job).chain(jobs), error);
@@ -191,7 +195,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::domain::{AuthorName, CommentBody, Email, ThreadUri};
+    use crate::domain::{AuthorName, CommentBody, Email, Status, ThreadUri};
 
     fn submission(n: usize) -> NewComment {
         NewComment {
@@ -219,18 +223,20 @@ mod tests {
         let batcher = InsertBatcher::start(store.clone(), 1, false, &mut supervisor);
         assert!(
             batcher
-                .insert(submission(0), Status::Pending)
+                .insert(submission(0), Admission::plain(Status::Pending))
                 .await
                 .unwrap()
+                .stored()
                 .is_some()
         );
 
         // A closed pool is the quickest "database away" there is.
         store.close().await;
         let started = Instant::now();
-        let answers =
-            futures_util::future::join_all((1..=64).map(|n| batcher.insert(submission(n), Status::Pending)))
-                .await;
+        let answers = futures_util::future::join_all(
+            (1..=64).map(|n| batcher.insert(submission(n), Admission::plain(Status::Pending))),
+        )
+        .await;
         assert!(
             answers
                 .iter()

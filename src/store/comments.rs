@@ -8,8 +8,9 @@ use sqlx::QueryBuilder;
 
 use super::outbox::encode_deleted;
 use super::{
-    ImportComment, Moderated, ModerationPage, ModerationQuery, Store, StoreError, ThreadPage, ThreadRow,
-    Writing, fetch_limit, match_inserted, now, parent_is_valid, split_page,
+    Admission, ImportComment, Inserted, Moderated, ModerationPage, ModerationQuery, Store, StoreError,
+    ThreadPage, ThreadRow, Writing, duplicate_key, fetch_limit, match_inserted, now, parent_is_valid,
+    split_page,
 };
 use crate::domain::{Comment, CommentId, NewComment, Status, ThreadUri};
 use crate::notify::webhook::WebhookEvent;
@@ -48,6 +49,37 @@ impl Store {
         comments: &[(&NewComment, Status)],
         writing: impl Into<Writing>,
     ) -> Result<Vec<Option<Comment>>, StoreError> {
+        let admissions: Vec<Admission> = comments
+            .iter()
+            .map(|&(_, status)| Admission::plain(status))
+            .collect();
+        let items: Vec<(&NewComment, &Admission)> = comments
+            .iter()
+            .zip(&admissions)
+            .map(|(&(comment, _), admission)| (comment, admission))
+            .collect();
+        Ok(self
+            .insert_admitted(&items, writing)
+            .await?
+            .into_iter()
+            .map(Inserted::stored)
+            .collect())
+    }
+
+    /// Stores submissions as [`Store::insert_comments`] does, each with what
+    /// the moderation rules decided: its status, reasons and (for a rule's
+    /// decision) `moderated_by` with the time. With `refuse_duplicate`, a
+    /// comment whose duplicate key is taken — by a stored comment or by an
+    /// earlier one of the same batch — is skipped by the insert itself
+    /// (`ON CONFLICT DO NOTHING` on a unique index), so two identical
+    /// submissions racing each other store one. A comment that lands in
+    /// spam records its event as not wanting replies: no confirmation mail
+    /// goes to an address a bot typed.
+    pub async fn insert_admitted(
+        &self,
+        comments: &[(&NewComment, &Admission)],
+        writing: impl Into<Writing>,
+    ) -> Result<Vec<Inserted>, StoreError> {
         let Writing {
             record_events,
             check_akismet,
@@ -67,7 +99,7 @@ impl Store {
             } else {
                 backend.approved_parents(connection, &parent_ids).await?.into_iter().collect()
             };
-            let accepted: Vec<&(&NewComment, Status)> = comments
+            let accepted: Vec<&(&NewComment, &Admission)> = comments
                 .iter()
                 .filter(|(comment, _)| parent_is_valid(comment, &approved_parents))
                 .collect();
@@ -76,9 +108,10 @@ impl Store {
             } else {
                 let mut sql = QueryBuilder::new(
                     "INSERT INTO comments (uri, parent_id, name, email, website, body, body_html, status, \
-                     created_at, ip, user_agent, lang) ",
+                     created_at, ip, user_agent, lang, reasons, moderated_by, moderated_at, dedup_key) ",
                 );
-                sql.push_values(accepted, |mut row, &(comment, status)| {
+                sql.push_values(accepted, |mut row, &(comment, admission)| {
+                    let status = admission.status;
                     row.push_bind(comment.uri.as_str())
                         .push_bind(comment.parent_id)
                         .push_bind(comment.name.as_str())
@@ -90,9 +123,16 @@ impl Store {
                         .push_bind(now)
                         .push_bind(comment.ip.as_deref())
                         .push_bind(comment.user_agent.as_deref())
-                        .push_bind(comment.lang.as_ref().map(|lang| lang.as_str()));
+                        .push_bind(comment.lang.as_ref().map(|lang| lang.as_str()))
+                        .push_bind(admission.reasons.to_json())
+                        .push_bind(admission.moderated_by.as_deref())
+                        .push_bind(admission.moderated_by.as_ref().map(|_| now))
+                        .push_bind(admission.refuse_duplicate.then(|| duplicate_key(comment)));
                 });
-                sql.push(concat!(" RETURNING ", comment_columns!()));
+                sql.push(concat!(
+                    " ON CONFLICT (dedup_key) DO NOTHING RETURNING ",
+                    comment_columns!()
+                ));
                 sql.build_query_as::<Comment>().fetch_all(&mut *connection).await?
             };
             // Sorted: concurrent batches then bump their threads' versions
@@ -113,7 +153,12 @@ impl Store {
                 let events: Vec<(&Comment, bool)> = comments
                     .iter()
                     .zip(&stored)
-                    .filter_map(|((submission, _), comment)| Some((comment.as_ref()?, submission.wants_replies)))
+                    .filter_map(|((submission, _), inserted)| match inserted {
+                        Inserted::Stored(comment) => {
+                            Some((comment, submission.wants_replies && comment.status != Status::Spam))
+                        }
+                        _ => None,
+                    })
                     .collect();
                 if !events.is_empty() {
                     let mut sql = QueryBuilder::new(
@@ -135,9 +180,11 @@ impl Store {
                 let checks: Vec<(&Comment, Option<&str>)> = comments
                     .iter()
                     .zip(&stored)
-                    .filter_map(|((submission, _), comment)| {
-                        let comment = comment.as_ref()?;
-                        (comment.status == Status::Pending).then_some((comment, submission.referrer.as_deref()))
+                    .filter_map(|((submission, _), inserted)| match inserted {
+                        Inserted::Stored(comment) if comment.status == Status::Pending => {
+                            Some((comment, submission.referrer.as_deref()))
+                        }
+                        _ => None,
                     })
                     .collect();
                 if !checks.is_empty() {
@@ -200,6 +247,9 @@ impl Store {
 
     /// The moderation list: one status, optionally one thread, keyset-paged.
     pub async fn moderation_list(&self, query: &ModerationQuery) -> Result<ModerationPage, StoreError> {
+        if query.by_score {
+            return self.moderation_list_by_score(query).await;
+        }
         let (compare, order) = if query.newest_first() {
             ("<", "DESC")
         } else {
@@ -224,6 +274,84 @@ impl Store {
         })?;
         let next = split_page(&mut comments, query.limit, |c| c.id);
         Ok(ModerationPage { comments, next })
+    }
+
+    /// The moderation list by score: `spam_score` ascending with unscored
+    /// comments last, then by id; keyset-paged on (score, id), the cursor
+    /// being the id of the last comment shown (its score is looked up).
+    async fn moderation_list_by_score(&self, query: &ModerationQuery) -> Result<ModerationPage, StoreError> {
+        let mut comments = on_pool!(self, pool => {
+            let mut sql = QueryBuilder::new(concat!(
+                "SELECT ",
+                comment_columns!(),
+                " FROM comments WHERE status = "
+            ));
+            sql.push_bind(query.status.as_str());
+            if let Some(uri) = &query.uri {
+                sql.push(" AND uri = ").push_bind(uri.as_str());
+            }
+            if let Some(after) = query.after {
+                // After (s, id): a higher score, the same score and a higher
+                // id, or no score; after an unscored one, unscored ones with
+                // a higher id.
+                let cursor = "(SELECT spam_score FROM comments WHERE id = ";
+                sql.push(" AND (")
+                    .push(cursor).push_bind(after).push(") IS NULL AND spam_score IS NULL AND id > ").push_bind(after)
+                    .push(" OR ").push(cursor).push_bind(after).push(") IS NOT NULL AND (spam_score IS NULL OR spam_score > ")
+                    .push(cursor).push_bind(after).push(") OR (spam_score = ")
+                    .push(cursor).push_bind(after).push(") AND id > ").push_bind(after).push(")))");
+            }
+            sql.push(" ORDER BY spam_score ASC NULLS LAST, id ASC LIMIT ")
+                .push_bind(fetch_limit(query.limit));
+            sql.build_query_as::<Comment>().fetch_all(pool).await
+        })?;
+        let next = split_page(&mut comments, query.limit, |c| c.id);
+        Ok(ModerationPage { comments, next })
+    }
+
+    /// True when a comment with this name (exactly) and email (case
+    /// ignored) is approved: the author is known (`MARGINALIA_MODERATION=known`).
+    /// One probe of the `comments_author` index.
+    pub async fn is_known_author(&self, name: &str, email: &str) -> Result<bool, StoreError> {
+        on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM comments \
+             WHERE lower(email) = lower($1) AND status = 'approved' AND name = $2)"
+        )
+        .bind(email)
+        .bind(name)
+        .fetch_one(pool)
+        .await)
+    }
+
+    /// Deletes every comment with `status` (emptying the spam folder): each
+    /// deletion is recorded like a single one (its thread announced, its
+    /// `comment.deleted` event written), all in one transaction. Returns how
+    /// many went.
+    pub async fn delete_with_status(&self, status: Status) -> Result<u64, StoreError> {
+        let now = now();
+        in_transaction!(self, |backend, connection| {
+            let deleted = sqlx::query_as::<_, Comment>(concat!(
+                "DELETE FROM comments WHERE status = $1 RETURNING ",
+                comment_columns!()
+            ))
+            .bind(status.as_str())
+            .fetch_all(&mut *connection)
+            .await?;
+            let uris: BTreeSet<&str> = deleted.iter().map(|comment| comment.uri.as_str()).collect();
+            for uri in uris {
+                backend.announce_thread_change(connection, uri).await?;
+            }
+            for comment in &deleted {
+                record_event!(
+                    connection,
+                    WebhookEvent::Deleted,
+                    comment.id,
+                    Some(encode_deleted(comment)?),
+                    now
+                );
+            }
+            Ok(deleted.len() as u64)
+        })
     }
 
     /// Sets a comment's status and records who did it and when. `None` for an

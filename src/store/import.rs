@@ -14,7 +14,7 @@ use sqlx::QueryBuilder;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
 use super::{PostgresStore, SqliteStore, Store, StoreError, postgres, sqlite};
-use crate::domain::{Comment, ImportedComment, Status};
+use crate::domain::{Comment, ImportedComment, Status, ThreadUri};
 
 /// The comments one insert statement of an import carries: 13 parameters
 /// each stays well under SQLite's 32,766 and PostgreSQL's 65,535.
@@ -25,8 +25,8 @@ pub const IMPORT_BATCH: usize = 500;
 /// dropped or finished without committing (a dry run, a malformed file).
 pub struct ImportSession {
     transaction: ImportTransaction,
-    /// Threads that gained approved comments: announced to every instance
-    /// when the import commits.
+    /// Threads that gained approved comments or were closed: announced to
+    /// every instance when the import commits.
     published: BTreeSet<String>,
 }
 
@@ -249,6 +249,29 @@ impl ImportSession {
             statuses.push(status);
         }
         Ok(statuses)
+    }
+
+    /// Closes a thread the source has closed, unless a decision on it is
+    /// stored already (an earlier import, or a moderator who reopened it):
+    /// the statement of `store/threads.rs`, in the import's transaction, so
+    /// a dry run or a malformed file closes nothing. `by` is recorded as who
+    /// decided (`import:<format>`). Returns whether it was closed now.
+    pub async fn close_thread(&mut self, uri: &ThreadUri, by: &str) -> Result<bool, StoreError> {
+        let now = super::now();
+        let closed = in_import!(&mut self.transaction, |_backend, connection| {
+            Ok(sqlx::query(super::threads::CLOSE_UNDECIDED)
+                .bind(uri.as_str())
+                .bind(now)
+                .bind(by)
+                .execute(&mut *connection)
+                .await?
+                .rows_affected()
+                > 0)
+        })?;
+        if closed {
+            self.published.insert(uri.as_str().to_owned());
+        }
+        Ok(closed)
     }
 
     /// Links every reply of the file to its parent, announces the threads

@@ -88,7 +88,7 @@ macro_rules! in_transaction {
 macro_rules! comment_columns {
     () => {
         "id, uri, parent_id, name, email, website, body, body_html, status, created_at, \
-         moderated_at, moderated_by, ip, user_agent, lang"
+         moderated_at, moderated_by, ip, user_agent, lang, reasons, spam_score"
     };
 }
 
@@ -203,29 +203,39 @@ macro_rules! set_status_in_transaction {
 mod akismet;
 mod batch;
 mod comments;
+mod feeds;
 mod import;
 mod links;
 mod moderators;
 mod outbox;
+mod people;
 mod postgres;
+mod rate_limit;
+mod retention;
+mod rules;
 mod secrets;
 mod sqlite;
+mod threads;
 
 use std::collections::HashMap;
 
 use time::OffsetDateTime;
 
-use crate::domain::{Comment, CommentId, NewComment, PublicComment, Status, ThreadUri};
+use crate::domain::{Comment, CommentId, NewComment, PublicComment, Reasons, Status, ThreadUri};
 
 pub use akismet::{AkismetCheck, AkismetRecord, AkismetVerdict};
 pub use batch::{InsertBatcher, Writing};
+pub use feeds::FeedEntry;
 pub use import::{ExportedComment, IMPORT_BATCH, ImportLinks, ImportSession, IssoComment, IssoFile};
 pub use links::{LinkModeration, SubscriptionConfirmation, SubscriptionRecord};
 pub use outbox::{
-    Delivery, DeliveryKind, DigestEntryRow, EventOutcome, NewDelivery, NewDigestEntry, NewSubscription,
+    Delivery, DeliveryKind, DigestBatch, EventOutcome, HeldComments, NewDelivery, NewSubscription,
     NotificationEvent, OutboxFigures,
 };
+pub use people::{ANONYMOUS_NAME, ErasedRecords, ErasureMode, PersonRecords};
 pub use postgres::PostgresStore;
+pub use rate_limit::SharedVerdict;
+pub use retention::RetentionStep;
 pub use sqlite::SqliteStore;
 
 /// A store failure, split the way the client needs it: "try again later"
@@ -315,6 +325,9 @@ pub struct ModerationQuery {
     /// Only comments after this cursor (in the list's order).
     pub after: Option<CommentId>,
     pub limit: u32,
+    /// `sort=score`: least likely spam first (the spam filter's score,
+    /// ascending, unscored last, then by id), whatever the status.
+    pub by_score: bool,
 }
 
 impl ModerationQuery {
@@ -360,6 +373,8 @@ pub struct ImportComment {
 pub enum StoreChange {
     /// Another (or this) instance changed the public view of this thread.
     Thread(String),
+    /// Another (or this) instance replaced the moderation rules.
+    Rules,
     /// The listener is (re)connected: anything cached before may be stale.
     Listening,
     /// The listener is down: notifications may be missed until `Listening`.
@@ -482,28 +497,97 @@ fn parent_is_valid(comment: &NewComment, approved_parents: &HashMap<CommentId, S
     })
 }
 
-/// Pairs each submission of a batch with the row inserted for it (`None` for
-/// the ones refused for their parent). The order of `RETURNING` rows is not
+/// How a new comment is to be stored: what the moderation rules decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    pub status: Status,
+    pub reasons: Reasons,
+    /// `auto:<rule>` when a rule set the status (recorded with the time as
+    /// a moderation); `None` otherwise.
+    pub moderated_by: Option<String>,
+    /// Refuse the comment when the same email (case ignored) already said
+    /// the same body on the same uri ([`Inserted::Duplicate`]). Submissions
+    /// ask for it; the store's plain inserts (benchmark seeding) do not.
+    pub refuse_duplicate: bool,
+}
+
+impl Admission {
+    /// A status and nothing else: no reasons, no moderator, duplicates allowed.
+    pub fn plain(status: Status) -> Self {
+        Self {
+            status,
+            reasons: Reasons::default(),
+            moderated_by: None,
+            refuse_duplicate: false,
+        }
+    }
+}
+
+/// What became of one comment of an insert.
+#[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per submission, moved once to its waiting request, as the Option<Comment> before it"
+)]
+pub enum Inserted {
+    Stored(Comment),
+    /// Its parent is not an approved comment of its thread.
+    ParentNotApproved,
+    /// The same email already said the same body on the same uri (stored
+    /// before, or earlier in the same batch).
+    Duplicate,
+}
+
+impl Inserted {
+    pub fn stored(self) -> Option<Comment> {
+        match self {
+            Inserted::Stored(comment) => Some(comment),
+            _ => None,
+        }
+    }
+}
+
+/// The duplicate key of a submission: SHA-256 (hex) of its email lower-cased,
+/// its uri and its body (already trimmed), one per line (neither an email
+/// nor a uri holds a line break, so the parts cannot run into each other).
+fn duplicate_key(comment: &NewComment) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(comment.email.as_str().to_lowercase().as_bytes());
+    hash.update(b"\n");
+    hash.update(comment.uri.as_str().as_bytes());
+    hash.update(b"\n");
+    hash.update(comment.body.markdown().as_bytes());
+    hex::encode(hash.finalize())
+}
+
+/// Pairs each submission of a batch with the row inserted for it, or says
+/// why none was: refused for its parent, or a duplicate (the insert skipped
+/// it on the duplicate key). The order of `RETURNING` rows is not
 /// guaranteed, so rows are matched by content; identical submissions are
 /// interchangeable, so any pairing of them is right.
 fn match_inserted(
-    comments: &[(&NewComment, Status)],
+    comments: &[(&NewComment, &Admission)],
     approved_parents: &HashMap<CommentId, String>,
     rows: Vec<Comment>,
-) -> Vec<Option<Comment>> {
+) -> Vec<Inserted> {
     let mut rows: Vec<Option<Comment>> = rows.into_iter().map(Some).collect();
     comments
         .iter()
-        .map(|&(comment, status)| {
+        .map(|&(comment, admission)| {
             if !parent_is_valid(comment, approved_parents) {
-                return None;
+                return Inserted::ParentNotApproved;
             }
             rows.iter_mut()
                 .find(|row| {
-                    row.as_ref()
-                        .is_some_and(|row| row.status == status && row.is_stored_form_of(comment))
+                    row.as_ref().is_some_and(|row| {
+                        row.status == admission.status
+                            && row.reasons == admission.reasons
+                            && row.is_stored_form_of(comment)
+                    })
                 })
                 .and_then(Option::take)
+                .map_or(Inserted::Duplicate, Inserted::Stored)
         })
         .collect()
 }

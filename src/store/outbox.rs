@@ -1,5 +1,5 @@
 //! The statements of the notification outbox (`notification_events`,
-//! `outbox`, `digest_entries`, the creation of `subscriptions`): recording an
+//! `outbox`, `digest_batches`, the creation of `subscriptions`): recording an
 //! event inside the transaction of the change it reports, claiming events and
 //! deliveries so that each is handled by one instance, and recording how a
 //! delivery went. Written once for both backends (see `store`); only the row
@@ -110,18 +110,19 @@ pub struct Delivery {
     pub attempts: u32,
 }
 
-/// A comment held for a moderator's next digest.
+/// The comments of one claim held for a moderator's next digest: stored as
+/// one row, however many they are.
 #[derive(Debug, Clone)]
-pub struct NewDigestEntry {
+pub struct HeldComments {
     pub recipient: String,
-    pub comment_id: CommentId,
+    pub comment_ids: Vec<CommentId>,
 }
 
-/// A held comment read back for the digest.
+/// A stored batch of held comments read back for the digest.
 #[derive(Debug, Clone)]
-pub struct DigestEntryRow {
+pub struct DigestBatch {
     pub id: i64,
-    pub comment_id: CommentId,
+    pub comment_ids: Vec<CommentId>,
 }
 
 /// A reader's request for reply mail, created when its submission's event is
@@ -138,7 +139,7 @@ pub struct NewSubscription {
 #[derive(Debug, Clone, Default)]
 pub struct EventOutcome {
     pub deliveries: Vec<NewDelivery>,
-    pub held: Vec<NewDigestEntry>,
+    pub held: Vec<HeldComments>,
     pub subscriptions: Vec<NewSubscription>,
 }
 
@@ -342,15 +343,15 @@ impl Store {
                 });
                 sql.build().execute(&mut *connection).await?;
             }
-            for held in outcome.held.chunks(ROWS_PER_STATEMENT) {
-                let mut sql =
-                    QueryBuilder::new("INSERT INTO digest_entries (recipient, comment_id, created_at) ");
-                sql.push_values(held, |mut row, entry| {
-                    row.push_bind(&entry.recipient)
-                        .push_bind(entry.comment_id)
-                        .push_bind(now);
-                });
-                sql.build().execute(&mut *connection).await?;
+            for held in &outcome.held {
+                sqlx::query(
+                    "INSERT INTO digest_batches (recipient, comment_ids, created_at) VALUES ($1, $2, $3)",
+                )
+                .bind(&held.recipient)
+                .bind(encode_ids(&held.comment_ids)?)
+                .bind(now)
+                .execute(&mut *connection)
+                .await?;
             }
             for subscription in &outcome.subscriptions {
                 // The comment may be gone already (deleted before its event
@@ -555,48 +556,51 @@ impl Store {
     /// Since when the oldest comment held for `recipient`'s digest has
     /// waited; `None` when nothing is held. One index probe, however many
     /// are held (it runs every second).
-    pub async fn oldest_digest_entry(&self, recipient: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+    pub async fn oldest_held_comment(&self, recipient: &str) -> Result<Option<OffsetDateTime>, StoreError> {
         on_pool!(self, pool => sqlx::query_scalar(
-            "SELECT created_at FROM digest_entries WHERE recipient = $1 ORDER BY id LIMIT 1",
+            "SELECT created_at FROM digest_batches WHERE recipient = $1 ORDER BY id LIMIT 1",
         )
         .bind(recipient)
         .fetch_optional(pool)
         .await)
     }
 
-    /// The comments held for `recipient`'s digest, oldest first.
-    pub async fn digest_entries(&self, recipient: &str) -> Result<Vec<DigestEntryRow>, StoreError> {
-        let rows: Vec<(i64, CommentId)> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT id, comment_id FROM digest_entries WHERE recipient = $1 ORDER BY id",
+    /// The batches of comments held for `recipient`'s digest, oldest first.
+    pub async fn digest_batches(&self, recipient: &str) -> Result<Vec<DigestBatch>, StoreError> {
+        let rows: Vec<(i64, String)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT id, comment_ids FROM digest_batches WHERE recipient = $1 ORDER BY id",
         )
         .bind(recipient)
         .fetch_all(pool)
         .await)?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, comment_id)| DigestEntryRow { id, comment_id })
-            .collect())
+        rows.into_iter()
+            .map(|(id, comment_ids)| {
+                let comment_ids = serde_json::from_str(&comment_ids)
+                    .map_err(|error| StoreError::Other(sqlx::Error::Decode(error.into())))?;
+                Ok(DigestBatch { id, comment_ids })
+            })
+            .collect()
     }
 
-    /// Queues `digest` and removes the entries it holds, in one transaction
+    /// Queues `digest` and removes the batches it covers, in one transaction
     /// (`None`: only removes them, when every comment they held is gone).
     /// False (nothing stored) when another instance sent them first.
     pub async fn complete_digest(
         &self,
-        entry_ids: &[i64],
+        batch_ids: &[i64],
         digest: Option<&NewDelivery>,
     ) -> Result<bool, StoreError> {
         let now = now();
         in_transaction!(self, |connection| {
             let mut removed = 0;
-            for id in entry_ids {
-                removed += sqlx::query("DELETE FROM digest_entries WHERE id = $1")
+            for id in batch_ids {
+                removed += sqlx::query("DELETE FROM digest_batches WHERE id = $1")
                     .bind(id)
                     .execute(&mut *connection)
                     .await?
                     .rows_affected();
             }
-            if removed != entry_ids.len() as u64 {
+            if removed != batch_ids.len() as u64 {
                 // Rolled back: another instance took some of them.
                 return Err(sqlx::Error::RowNotFound);
             }
@@ -631,6 +635,11 @@ impl Store {
         .fetch_optional(pool)
         .await)
     }
+}
+
+/// Held comment ids as `digest_batches` keeps them: a JSON array.
+fn encode_ids(ids: &[CommentId]) -> Result<String, sqlx::Error> {
+    serde_json::to_string(ids).map_err(|error| sqlx::Error::Encode(error.into()))
 }
 
 /// A deleted comment as its event keeps it.

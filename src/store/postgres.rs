@@ -87,6 +87,33 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Takes the transaction-scoped advisory lock `key` if no other session
+    /// holds it: `false` means another instance is doing that job now. The
+    /// lock ends with the transaction, even if the instance dies.
+    pub(super) async fn try_job_lock(
+        &self,
+        connection: &mut PgConnection,
+        key: i64,
+    ) -> Result<bool, sqlx::Error> {
+        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(key)
+            .fetch_one(connection)
+            .await
+    }
+
+    /// Notifies every instance that the moderation rules changed, inside the
+    /// transaction of the change.
+    pub(super) async fn announce_rules_change(
+        &self,
+        connection: &mut PgConnection,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(RULES_CHANNEL)
+            .execute(&mut *connection)
+            .await?;
+        Ok(())
+    }
+
     /// Reports changes made by any instance until the task is dropped:
     /// [`StoreChange::Listening`] whenever the listener is (re)connected (so the
     /// caller can drop what it may have missed), [`StoreChange::Thread`] per
@@ -106,10 +133,13 @@ impl PostgresStore {
 
     async fn listen_until_error(&self, on_change: &mut impl FnMut(StoreChange)) -> Result<(), sqlx::Error> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(CHANGES_CHANNEL).await?;
+        listener.listen_all([CHANGES_CHANNEL, RULES_CHANNEL]).await?;
         on_change(StoreChange::Listening);
         loop {
             match listener.try_recv().await? {
+                Some(notification) if notification.channel() == RULES_CHANNEL => {
+                    on_change(StoreChange::Rules)
+                }
                 Some(notification) => on_change(StoreChange::Thread(notification.payload().to_owned())),
                 // The connection dropped and the listener reconnected (it
                 // re-subscribes by itself): whatever was sent meanwhile is lost.
@@ -186,6 +216,8 @@ impl PostgresStore {
 
 /// The notification channel of thread changes.
 const CHANGES_CHANNEL: &str = "marginalia_threads";
+/// The notification channel of changes to the moderation rules.
+const RULES_CHANNEL: &str = "marginalia_rules";
 
 /// SQLSTATE classes that mean "the database cannot take this right now":
 /// connection exceptions (08), insufficient resources (53, e.g. a full disk

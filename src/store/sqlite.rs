@@ -83,6 +83,14 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Nothing to tell: one instance per file, and it updates its own copy.
+    pub(super) async fn announce_rules_change(
+        &self,
+        _connection: &mut SqliteConnection,
+    ) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
     pub(super) async fn bulk_import(&self, comments: &[ImportComment]) -> Result<u64, StoreError> {
         self.transaction("BEGIN", async |connection| {
             for comment in comments {

@@ -280,8 +280,10 @@ async fn every_public_answer_varies_on_origin() {
                     .unwrap();
                 assert_eq!(counts.status(), StatusCode::OK);
                 assert!(varies_on_origin(&counts), "counts, origin {origin:?}");
+                let mut comment = valid_comment();
+                comment["body"] = serde_json::json!(format!("From origin {origin:?}."));
                 let submitted = with_origin(app.client.post(app.url("/api/comments")))
-                    .json(&valid_comment())
+                    .json(&comment)
                     .send()
                     .await
                     .unwrap();

@@ -30,7 +30,7 @@ async fn a_wrong_method_is_a_405_naming_the_allowed_ones() {
             (Method::PUT, "/api/comments", "GET, HEAD, POST"),
             (Method::DELETE, "/api/comments", "GET, HEAD, POST"),
             (Method::POST, "/api/counts", "GET, HEAD"),
-            (Method::POST, "/api/admin/comments", "GET, HEAD"),
+            (Method::POST, "/api/admin/comments", "GET, HEAD, DELETE"),
             (Method::GET, "/api/admin/comments/1/approve", "POST"),
             (Method::PUT, "/api/admin/comments/1", "GET, HEAD, DELETE"),
             (Method::POST, "/healthz", "GET, HEAD"),

@@ -14,7 +14,7 @@ use crate::helpers::*;
 
 /// Runs the binary with `args` on the database at `url`, with none of the
 /// tests' own environment.
-fn cli(args: &[&str], url: &str) -> Output {
+pub(crate) fn cli(args: &[&str], url: &str) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_marginalia"));
     command.args(args);
     for (key, _) in std::env::vars() {
@@ -26,7 +26,7 @@ fn cli(args: &[&str], url: &str) -> Output {
     command.output().expect("the binary runs")
 }
 
-fn fixture(name: &str) -> String {
+pub(crate) fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/import/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -39,7 +39,7 @@ fn stderr(output: &Output) -> String {
 }
 
 /// Imports `file` as `format` and returns the summary; the import must succeed.
-fn import(url: &str, format: &str, file: &str, extra: &[&str]) -> String {
+pub(crate) fn import(url: &str, format: &str, file: &str, extra: &[&str]) -> String {
     let mut args = vec!["import", format, file];
     args.extend_from_slice(extra);
     let output = cli(&args, url);
@@ -52,7 +52,7 @@ fn import(url: &str, format: &str, file: &str, extra: &[&str]) -> String {
 }
 
 /// Every comment of the database, through `marginalia export`.
-fn export(url: &str) -> Vec<Value> {
+pub(crate) fn export(url: &str) -> Vec<Value> {
     let output = cli(&["export"], url);
     assert!(output.status.success(), "export failed:\n{}", stderr(&output));
     let text = stdout(&output);
@@ -61,6 +61,15 @@ fn export(url: &str) -> Vec<Value> {
     assert_eq!(header["format"], "marginalia-comments");
     assert_eq!(header["version"], 1);
     lines.map(|line| serde_json::from_str(line).unwrap()).collect()
+}
+
+/// How many threads of the database at `url` are closed by a decision
+/// (moderators' and imports').
+pub(crate) async fn closed_threads(url: &str) -> i64 {
+    RawDatabase::connect(url)
+        .await
+        .count("SELECT COUNT(*) FROM threads WHERE closed")
+        .await
 }
 
 /// The exported comments by source id.
@@ -121,8 +130,16 @@ async fn wordpress_comments_keep_their_threads_statuses_authors_and_dates() {
             summary.contains("website \"javascript:alert(3)\" dropped"),
             "{summary}"
         );
-        assert!(summary.contains("1 posts are closed"), "{summary}");
+        assert!(
+            summary.contains("Closed 1 threads, as they are closed to comments in the source:"),
+            "{summary}"
+        );
         assert!(summary.contains("/closed-post/ (post 2)"), "{summary}");
+        assert_eq!(
+            closed_threads(url).await,
+            1,
+            "the closed post's thread is closed here"
+        );
 
         let records = export(url);
         assert_eq!(records.len(), 9);
@@ -251,7 +268,12 @@ async fn disqus_posts_keep_their_threads_and_deleted_or_spam_posts_are_never_app
             summary.contains("Imported 9 comments from disqus: 0 pending, 6 approved, 1 rejected, 2 spam."),
             "{summary}"
         );
+        assert!(
+            summary.contains("Closed 1 threads, as they are closed to comments in the source:"),
+            "{summary}"
+        );
         assert!(summary.contains("/closed-post/ (thread 201)"), "{summary}");
+        assert_eq!(closed_threads(url).await, 1, "the closed thread is closed here");
         let comments = by_source(&export(url));
         assert_eq!(comments["disqus:301"]["name"], "Zoë Ångström");
         assert_eq!(comments["disqus:301"]["uri"], "/2020/01/hello/");
@@ -366,6 +388,13 @@ async fn importing_the_same_file_twice_adds_nothing() {
                     "{format}: {again}"
                 );
                 assert_eq!(export(url), first, "{format}: nothing changed");
+                if matches!(format, "wxr" | "disqus") {
+                    assert!(
+                        again.contains("Left as they are: 1 threads closed in the source"),
+                        "{format}: {again}"
+                    );
+                    assert_eq!(closed_threads(url).await, 1, "{format}");
+                }
             }
         }
     })
@@ -380,7 +409,9 @@ async fn a_dry_run_says_what_it_would_import_and_writes_nothing() {
         let summary = import(url, "wxr", &fixture("wordpress.xml"), &["--dry-run"]);
         assert!(summary.contains("Would import 9 comments"), "{summary}");
         assert!(summary.contains("Dry run: nothing was written."), "{summary}");
+        assert!(summary.contains("Would close 1 threads"), "{summary}");
         assert!(export(url).is_empty());
+        assert_eq!(closed_threads(url).await, 0, "a dry run closes nothing");
     })
     .await;
 }
@@ -451,6 +482,7 @@ async fn a_malformed_file_stops_with_its_line_and_reason_and_writes_nothing() {
                     assert!(message.contains(part), "{format} {file}: {part} not in {message}");
                 }
                 assert!(export(url).is_empty(), "{format} {file}: nothing is written");
+                assert_eq!(closed_threads(url).await, 0, "{format} {file}: nothing is closed");
             }
         }
     })

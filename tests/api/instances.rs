@@ -11,7 +11,7 @@ use sqlx::Connection;
 use crate::helpers::*;
 
 /// A second instance on the same database as `app`.
-async fn second_instance(app: &TestApp) -> marginalia::startup::App {
+pub(crate) async fn second_instance(app: &TestApp) -> marginalia::startup::App {
     let mut config = app.config.clone();
     config.bind = "127.0.0.1:0".parse().unwrap();
     marginalia::startup::App::build(&config).await.unwrap()

@@ -103,7 +103,7 @@ async fn pages_without_a_usable_accept_language_use_marginalia_lang() {
                     ("uri", "/modulo/"),
                     ("name", "Giulia"),
                     ("email", "giulia@example.org"),
-                    ("body", "Inviato senza JavaScript"),
+                    ("body", &format!("Inviato senza JavaScript ({accept_language})")),
                 ],
             )
             .await;

@@ -190,7 +190,9 @@ async fn reject_and_spam_links_set_their_status_and_count_like_any_moderation() 
             (ModerationAction::Reject, "rejected", "Rejected"),
             (ModerationAction::Spam, "spam", "Marked as spam"),
         ] {
-            let id = app.submit("/posts/actions/", "Some text.").await;
+            let id = app
+                .submit("/posts/actions/", &format!("Some text to mark {status}."))
+                .await;
             let path = format!("/moderate/{}", signer.moderate(action, id));
             let page = assert_page(app.post_link(&path).await, StatusCode::OK).await;
             assert!(page.contains(&format!("<h1>{title}</h1>")), "{page}");
@@ -452,7 +454,7 @@ async fn insert_subscription(app: &TestApp, comment_id: i64, uri: &str, email: &
 /// Submits a comment by `email` on `uri` and subscribes it; returns its id.
 async fn subscribed(app: &TestApp, uri: &str, email: &str) -> i64 {
     let id = app
-        .submit_with(json!({"uri": uri, "email": email, "body": "Tell me about replies.", "notify": true}))
+        .submit_with(json!({"uri": uri, "email": email, "notify": true}))
         .await;
     insert_subscription(app, id, uri, email).await;
     id

@@ -396,7 +396,11 @@ async fn every_moderator_gets_one_mail_per_comment() {
         let mut smtp = SmtpServer::start().await;
         let app = spawn_app_with(backend, |config| with_mail(config, smtp.port(), &moderators)).await;
         for name in ["Maya", "Sam"] {
-            submit(&app, json!({"uri": "/everyone/", "name": name})).await;
+            submit(
+                &app,
+                json!({"uri": "/everyone/", "name": name, "body": format!("{name} says hello.")}),
+            )
+            .await;
         }
         let mails = next_mails(&mut smtp, 2 * moderators.len()).await;
         let mut seen = HashSet::new();
@@ -478,12 +482,8 @@ async fn beyond_the_hourly_allowance_comments_wait_for_one_digest() {
         assert_no_more_mail(&mut smtp, "beyond the allowance, within the hour").await;
 
         let mut database = RawDatabase::connect(app.database_url()).await;
-        assert_eq!(database.count("SELECT COUNT(*) FROM digest_entries").await, 3);
-        let an_hour_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(61);
-        let aged = database
-            .execute_at("UPDATE digest_entries SET created_at = $1", an_hour_ago)
-            .await;
-        assert_eq!(aged, 3);
+        assert_eq!(held_for_digest(&mut database, 3).await, 3);
+        age_digest_batches(&mut database).await;
 
         let digest = next_mails(&mut smtp, 1).await.remove(0);
         assert_eq!(digest.rcpt_to, [MODERATOR]);
@@ -516,7 +516,83 @@ async fn beyond_the_hourly_allowance_comments_wait_for_one_digest() {
                 .any(|single| single.message_id == digest.message_id)
         );
         assert_no_more_mail(&mut smtp, "after the digest").await;
-        assert_eq!(database.count("SELECT COUNT(*) FROM digest_entries").await, 0);
+        assert_eq!(database.count("SELECT COUNT(*) FROM digest_batches").await, 0);
+    })
+    .await;
+}
+
+/// How many comments are held for digests, once the dispatcher has held
+/// `expected` (it runs every second), or whatever it holds after 15 s.
+async fn held_for_digest(database: &mut RawDatabase, expected: i64) -> i64 {
+    let sql = match database.backend() {
+        Backend::Sqlite => "SELECT COALESCE(SUM(json_array_length(comment_ids)), 0) FROM digest_batches",
+        Backend::Postgres => {
+            "SELECT COALESCE(SUM(json_array_length(comment_ids::json)), 0)::BIGINT FROM digest_batches"
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let held = database.count(sql).await;
+        if held >= expected || tokio::time::Instant::now() > deadline {
+            return held;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Moves every held batch an hour and a minute back, so its digest is due.
+async fn age_digest_batches(database: &mut RawDatabase) {
+    let an_hour_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(61);
+    let aged = database
+        .execute_at("UPDATE digest_batches SET created_at = $1", an_hour_ago)
+        .await;
+    assert!(aged >= 1, "no digest batch to age");
+}
+
+/// A spam wave does not make a digest of megabytes: it lists the oldest 50
+/// held comments with their buttons, counts all of them in its subject and
+/// says the rest are in the queue.
+#[tokio::test]
+async fn a_digest_lists_the_oldest_fifty_and_counts_the_rest() {
+    for_each_backend(|backend| async move {
+        let mut smtp = SmtpServer::start().await;
+        let app = spawn_app_with(backend, |config| {
+            with_mail(config, smtp.port(), &[MODERATOR]);
+            config.notify_per_hour = 1;
+        })
+        .await;
+        for i in 1..=54 {
+            submit(
+                &app,
+                json!({"uri": "/flood/", "name": format!("Flooder {i}"), "body": format!("flood comment {i}.")}),
+            )
+            .await;
+        }
+        let single = next_mails(&mut smtp, 1).await.remove(0);
+        assert!(single.text.contains("flood comment 1."), "{}", single.text);
+        let mut database = RawDatabase::connect(app.database_url()).await;
+        assert_eq!(held_for_digest(&mut database, 53).await, 53);
+        age_digest_batches(&mut database).await;
+
+        let digest = next_mails(&mut smtp, 1).await.remove(0);
+        assert_eq!(digest.subject, "[Clinic blog] 53 new comments awaiting moderation");
+        assert!(
+            digest.text.contains("Only the oldest 50 are listed below; the rest are waiting in the queue."),
+            "{}",
+            digest.text
+        );
+        for i in 2..=54 {
+            assert_eq!(
+                digest.text.contains(&format!("flood comment {i}.")),
+                i <= 51,
+                "comment {i} in the digest"
+            );
+        }
+        let links = html_links(&digest.html);
+        let count = |label: &str| links.iter().filter(|(text, _)| text == label).count();
+        assert_eq!((count("Approve"), count("Open the queue")), (50, 1));
+        assert_no_more_mail(&mut smtp, "after the digest").await;
+        assert_eq!(database.count("SELECT COUNT(*) FROM digest_batches").await, 0);
     })
     .await;
 }

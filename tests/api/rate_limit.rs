@@ -20,7 +20,12 @@ async fn strict_app(backend: Backend, trusted_proxies: &[&str]) -> TestApp {
 }
 
 async fn submit_with_headers(app: &TestApp, headers: &[(&str, &str)]) -> reqwest::Response {
-    let mut request = app.client.post(app.url("/api/comments")).json(&valid_comment());
+    // A body of its own each time: the same one twice would be a duplicate (409).
+    static SENT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut comment = valid_comment();
+    comment["body"] = json!(format!("A comment, number {n}."));
+    let mut request = app.client.post(app.url("/api/comments")).json(&comment);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }

@@ -61,7 +61,7 @@ async fn an_unknown_uri_is_an_empty_thread_and_a_missing_one_a_bad_request() {
         let thread = app.thread("/never/commented/").await;
         assert_eq!(
             thread,
-            json!({"uri": "/never/commented/", "total": 0, "next": null, "comments": []})
+            json!({"uri": "/never/commented/", "total": 0, "next": null, "comments": [], "closed": false})
         );
         for query in [
             "",
@@ -90,8 +90,8 @@ async fn the_thread_is_oldest_first_and_pages_follow_each_other() {
         for n in 0..5 {
             published.push(app.publish("/paged/", &format!("comment {n}")).await);
             // Other pages and pending comments in between must not disturb paging.
-            app.publish("/other/", "elsewhere").await;
-            app.submit("/paged/", "pending").await;
+            app.publish("/other/", &format!("elsewhere {n}")).await;
+            app.submit("/paged/", &format!("pending {n}")).await;
         }
         let mut seen = Vec::new();
         let mut query = "uri=/paged/&limit=2".to_owned();

@@ -35,9 +35,12 @@ fn with_webhooks(config: &mut marginalia::config::Config, urls: Vec<String>, for
 
 /// Submits with a distinctive user agent and address; returns the id.
 async fn submit(app: &TestApp, overrides: Value) -> i64 {
+    // One body per submission unless the test names one: a repeat is a duplicate (409).
+    static SENT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut comment = json!({
         "uri": "/hooks/", "name": "Robin", "email": EMAIL,
-        "website": "https://robin.example/", "body": "A *fine* post."
+        "website": "https://robin.example/", "body": format!("A *fine* post ({n}).")
     });
     merge(&mut comment, overrides);
     let response = app

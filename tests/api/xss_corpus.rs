@@ -113,7 +113,10 @@ async fn submit_field(app: &TestApp, uri: &str, field: &str, value: &str) -> (St
     let mut comment = valid_comment();
     merge(&mut comment, json!({ "uri": uri, field: value }));
     if field != "body" {
-        comment["body"] = json!("A harmless body.");
+        // One body per submission: the same one twice would be a duplicate (409).
+        static SENT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        comment["body"] = json!(format!("A harmless body ({n})."));
     }
     let response = app.post_json(&comment).await;
     let status = response.status();

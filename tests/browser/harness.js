@@ -35,6 +35,9 @@ export async function freePort() {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A running marginalia instance, with the HTTP helpers the tests seed data with. */
+/** Submissions made through `Service.submit`, for their default addresses. */
+let submissions = 0;
+
 export class Service {
   static async start({ tmp, name = 'main', allowedOrigins = '', perMinute = 1000, burst = 1000, env: extraEnv = {} }) {
     if (!fs.existsSync(BIN)) {
@@ -118,7 +121,10 @@ export class Service {
 
   /** Submits a comment as a reader would (JSON) and returns the 202 answer. */
   async submit(fields) {
-    const comment = { name: 'Reader', email: 'reader@example.org', body: 'Hello', ...fields };
+    // A fresh address each time unless the test names one: the same address, page and body twice
+    // is a duplicate (409), which tests that submit "Hello" twice do not mean to test.
+    submissions += 1;
+    const comment = { name: 'Reader', email: `reader${submissions}@example.org`, body: 'Hello', ...fields };
     const r = await this.request('POST', '/api/comments', { json: comment });
     if (r.status !== 202) throw new Error(`submit answered ${r.status}: ${r.text}`);
     return r.body;

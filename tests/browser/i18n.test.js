@@ -434,6 +434,11 @@ describe('languages', () => {
       await page.locator('#marginalia-thread button[type=submit]').click();
       await page.locator('#marginalia-body-error').waitFor();
       await axe(page, `/demo in ${lang} (${scheme})`);
+      // The honeypot: hidden from assistive technology and never focusable by Tab.
+      const trap = page.locator('#marginalia-homepage');
+      assert.equal(await trap.count(), 1);
+      assert.equal(await page.getByRole('textbox', { name: 'Homepage' }).count(), 0, `${lang}: honeypot in the accessibility tree`);
+      assert.equal(await trap.evaluate((el) => el.closest('[aria-hidden="true"]') !== null && el.tabIndex === -1), true);
     }
     for (const locale of ['en-US', 'ar']) {
       const { page } = await open({ locale });

@@ -178,7 +178,8 @@ describe('marginalia in a browser', () => {
     assert.equal(await respond.getByRole('heading').textContent(), 'Leave a Reply');
     assert.equal((await respond.locator('.mg-notes').textContent()).replace(/\s+/g, ' ').trim(),
       'Your email address will not be published. Required fields are marked *');
-    const labels = (await respond.locator('label').allTextContents()).map((s) => s.replace(/\s+/g, ' ').trim());
+    // The honeypot's label is for bots only (see the honeypot test): not among the form's labels.
+    const labels = (await respond.locator('.mg-field label').allTextContents()).map((s) => s.replace(/\s+/g, ' ').trim());
     assert.deepEqual(labels, ['Comment *', 'Name *', 'Email *', 'Website',
       'Save my name, email, and website in this browser for the next time I comment.',
       'Notify me of follow-up comments by email']);
@@ -191,6 +192,53 @@ describe('marginalia in a browser', () => {
     assert.equal(await respond.getByRole('button', { name: 'Post Comment' }).count(), 1);
     assert.equal(await page.getByRole('heading', { name: 'No comments yet' }).count(), 1);
     assert.equal(await respond.locator('[aria-live]').count(), 1, 'an aria-live status');
+  });
+
+  test('the honeypot is out of sight, the accessibility tree and the tab order; the widget sends a form token', async () => {
+    const uri = fresh('honeypot');
+    const { page, problems } = await open();
+    const tokenFetched = page.waitForResponse((r) => r.url().endsWith('/api/form-token') && r.status() === 200);
+    await page.goto(blog.url + uri);
+    await widgetReady(page);
+    const { token } = await (await tokenFetched).json();
+    const trap = page.locator('#marginalia-homepage');
+    assert.equal(await trap.count(), 1, 'the field is there for bots');
+    assert.equal(await page.getByRole('textbox', { name: 'Homepage' }).count(), 0, 'not in the accessibility tree');
+    assert.equal(await trap.getAttribute('tabindex'), '-1');
+    assert.equal(await trap.getAttribute('autocomplete'), 'off');
+    assert.equal(await trap.evaluate((el) => el.closest('[aria-hidden="true"]') !== null), true, 'inside aria-hidden');
+    const size = await trap.evaluate((el) => {
+      const r = el.getBoundingClientRect();
+      return { width: r.width, height: r.height };
+    });
+    assert.ok(size.width <= 1 && size.height <= 1, `visually hidden: ${JSON.stringify(size)}`);
+    // Tab from the website field goes on to the next checkbox, never into the trap.
+    await input(page, 'Website').focus();
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'marginalia-save');
+
+    // A person's submission carries the token and no honeypot value.
+    await fillForm(page, { body: 'A human comment.', name: 'Hana Human', email: 'hana@example.org' });
+    const sent = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/api/comments'));
+    await page.getByRole('button', { name: 'Post Comment' }).click();
+    const payload = (await sent).postDataJSON();
+    assert.equal(payload.form_token, token);
+    assert.equal('homepage' in payload, false);
+    await page.getByRole('status').filter({ hasText: 'awaiting moderation' }).waitFor();
+    const [human] = await service.queue(uri);
+    assert.equal(human.name, 'Hana Human');
+
+    // A bot that fills every field gets the same answer, and lands in spam.
+    await trap.evaluate((el) => { el.value = 'https://bot.example/'; });
+    await fillForm(page, { body: 'Great post, visit my site.', name: 'Bot', email: 'bot@example.org' });
+    const botSent = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/api/comments'));
+    await page.getByRole('button', { name: 'Post Comment' }).click();
+    assert.equal((await botSent).postDataJSON().homepage, 'https://bot.example/');
+    await commentItem(page, 'Bot').getByText('Your comment is awaiting moderation').waitFor();
+    const [spam] = await service.queue(uri, 'spam');
+    assert.equal(spam.name, 'Bot');
+    assert.deepEqual(spam.reasons.slice(0, 1), ['honeypot']);
+    assert.deepEqual(problems, []);
   });
 
   test('a reader submits, sees "awaiting moderation", still sees it after reloading, until it is published', async () => {

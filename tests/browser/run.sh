@@ -55,4 +55,4 @@ npm ci --no-audit --no-fund
 echo "==> node --test (timeout ${suite_timeout}s)"
 # Each test has its own time limit (90 s); this one catches a hung browser or server.
 timeout --kill-after=30 "$suite_timeout" \
-    node --test --test-concurrency=1 "$@" marginalia.test.js notifications.test.js xss-corpus.test.js i18n.test.js
+    node --test --test-concurrency=1 "$@" marginalia.test.js notifications.test.js xss-corpus.test.js i18n.test.js threads.test.js

@@ -18,9 +18,11 @@
 //! checker claims due rows (a lease, `FOR UPDATE SKIP LOCKED` on
 //! PostgreSQL), asks Akismet with [`TRIES`] quick tries, and records the
 //! verdict in one transaction: `true` moves a still-pending comment to spam
-//! with the shared moderation statement (`moderated_by` `auto:akismet`, its
-//! event going through the outbox like any status change); `false` leaves it
-//! pending; no usable answer leaves it pending too, marked `unavailable`.
+//! with the shared moderation statement (reason `akismet`, `moderated_by`
+//! `auto:akismet`, its event going through the outbox like any status
+//! change); `false` leaves it pending; no usable answer leaves it pending
+//! too, with reason `akismet_unavailable`. Comments the rules (`spam`)
+//! already sent to spam or published are not checked.
 //!
 //! Moderators are not mailed about a comment Akismet is about to call spam:
 //! the outbox's dispatcher leaves a submission's event alone while its check
@@ -62,10 +64,13 @@ use crate::tasks::{CancellationToken, Supervisor};
 /// Who the log and `moderated_by` name when Akismet moves a comment.
 pub const MODERATOR: &str = "auto:akismet";
 
-/// The name of the widget's honeypot field, sent as `honeypot_field_name`
-/// with its value (always empty here: a comment whose honeypot was filled is
-/// spam by our own rule before Akismet is asked).
-pub const HONEYPOT_FIELD_NAME: &str = "hp_website";
+/// The name of the widget's and the form's honeypot field
+/// (`routes::submission::HONEYPOT_FIELD`, a test keeps them equal; not
+/// imported, as `routes` depends on `outbox`, which depends on this), sent
+/// as `honeypot_field_name` with its value: always empty here, since a
+/// comment whose honeypot was filled is spam by our own rule and never
+/// asked about.
+pub const HONEYPOT_FIELD_NAME: &str = "homepage";
 
 /// Tries of one check before it counts as unavailable.
 pub const TRIES: u32 = 3;
@@ -456,6 +461,11 @@ async fn verdict(client: &Client, check: &AkismetCheck, comment: &Comment) -> (C
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_honeypot_named_to_akismet_is_the_forms() {
+        assert_eq!(HONEYPOT_FIELD_NAME, crate::routes::submission::HONEYPOT_FIELD);
+    }
 
     #[test]
     fn languages_are_spelt_the_way_akismet_documents() {

@@ -9,7 +9,12 @@
 //! What Akismet is asked and what its answers mean is `crate::akismet`'s.
 
 use super::{Moderated, Store, StoreError, now};
-use crate::domain::{Comment, CommentId, Status};
+use crate::domain::{Comment, CommentId, Reasons, Status};
+
+/// The reason a comment Akismet called spam gets (API.md, `reasons`).
+pub const REASON_SPAM: &str = "akismet";
+/// The reason a comment gets when Akismet gave no answer: it stays queued.
+pub const REASON_UNAVAILABLE: &str = "akismet_unavailable";
 
 /// Akismet's verdict on a comment, as `comments.akismet` keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,9 +124,10 @@ impl Store {
     }
 
     /// Records Akismet's verdict on a comment, in one transaction: the check
-    /// is done, the verdict kept on the comment, and, for `Spam` on a comment
-    /// still pending, the comment moves to spam through the shared
-    /// moderation statement (as `moderator`), with its event for the outbox.
+    /// is done, the verdict kept on the comment, and, on a comment still
+    /// pending, `Spam` adds the reason `akismet` and moves it to spam through
+    /// the shared moderation statement (as `moderator`), with its event for
+    /// the outbox, while `Unavailable` adds `akismet_unavailable` (it stays).
     /// The submission's own event is then dropped if no dispatcher holds it
     /// yet: a mail asking moderators to look at spam is noise (the spam
     /// event tells webhooks). A comment a moderator decided on meanwhile
@@ -150,13 +156,35 @@ impl Store {
             }
             // The update locks the row (PostgreSQL) until the commit, so the
             // status read here is the one the move below replaces.
-            let status: Option<String> =
-                sqlx::query_scalar("UPDATE comments SET akismet = $2 WHERE id = $1 RETURNING status")
+            let row: Option<(String, String)> =
+                sqlx::query_as("UPDATE comments SET akismet = $2 WHERE id = $1 RETURNING status, reasons")
                     .bind(comment_id)
                     .bind(verdict.as_str())
                     .fetch_optional(&mut *connection)
                     .await?;
-            if verdict != AkismetVerdict::Spam || status.as_deref() != Some(Status::Pending.as_str()) {
+            let Some((status, reasons)) = row else {
+                return Ok(None);
+            };
+            // Only a comment still in the queue is Akismet's to decide on
+            // (or to explain): one a moderator decided keeps that decision.
+            let reason = match verdict {
+                AkismetVerdict::Spam => REASON_SPAM,
+                AkismetVerdict::Unavailable => REASON_UNAVAILABLE,
+                AkismetVerdict::Ham => return Ok(None),
+            };
+            if status != Status::Pending.as_str() {
+                return Ok(None);
+            }
+            let mut reasons = Reasons::try_from(reasons).unwrap_or_default();
+            if !reasons.iter().any(|known| known == reason) {
+                reasons.0.push(reason.to_owned());
+            }
+            sqlx::query("UPDATE comments SET reasons = $2 WHERE id = $1")
+                .bind(comment_id)
+                .bind(reasons.to_json())
+                .execute(&mut *connection)
+                .await?;
+            if verdict != AkismetVerdict::Spam {
                 return Ok(None);
             }
             let moved =

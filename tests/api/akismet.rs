@@ -106,9 +106,10 @@ fn assert_documented_fields(call: &AkismetCall, comment: &Value, id_kind: &str) 
     assert_eq!(call.field("comment_content"), comment["body"]);
     assert_eq!(call.field("blog_lang"), "de");
     assert_eq!(call.field("blog_charset"), "UTF-8");
-    let honeypot = call.field("honeypot_field_name");
-    assert!(!honeypot.is_empty());
-    assert_eq!(call.field(honeypot), "", "the honeypot's value, empty");
+    // The form's honeypot field, and its value: empty (a filled one is
+    // spam by our own rule, and never asked about).
+    assert_eq!(call.field("honeypot_field_name"), "homepage");
+    assert_eq!(call.field("homepage"), "");
     let date = time::OffsetDateTime::parse(
         call.field("comment_date_gmt"),
         &time::format_description::well_known::Rfc3339,
@@ -189,6 +190,7 @@ async fn a_spam_verdict_sends_the_comment_to_spam_as_auto_akismet_and_mails_nobo
         let comment = admin_comment(&app, spam).await;
         assert_eq!(comment["status"], "spam", "{comment}");
         assert_eq!(comment["moderated_by"], "auto:akismet", "{comment}");
+        assert_eq!(comment["reasons"], json!(["akismet"]), "{comment}");
         // Moderators are not asked to look at what Akismet called spam.
         assert_no_more_mail(&mut smtp, "a comment Akismet called spam").await;
 
@@ -222,6 +224,7 @@ async fn a_ham_verdict_leaves_the_comment_for_the_moderators() {
         let comment = admin_comment(&app, id).await;
         assert_eq!(comment["status"], "pending");
         assert_eq!(comment["moderated_by"], Value::Null);
+        assert_eq!(comment["reasons"], json!([]), "{comment}");
     })
     .await;
 }
@@ -241,6 +244,7 @@ async fn akismet_down_leaves_the_comment_pending_and_loses_nothing() {
             let comment = admin_comment(&app, id).await;
             assert_eq!(comment["status"], "pending", "{comment}");
             assert_eq!(comment["moderated_by"], Value::Null);
+            assert_eq!(comment["reasons"], json!(["akismet_unavailable"]), "{comment}");
         }
         // Each check was tried three times before it gave up.
         let mut checks = 0;
@@ -280,7 +284,9 @@ async fn a_slow_akismet_times_out_and_the_comment_stays_pending() {
             started.elapsed()
         );
         assert_eq!(wait_for_verdict(&app, id).await, "unavailable");
-        assert_eq!(admin_comment(&app, id).await["status"], "pending");
+        let comment = admin_comment(&app, id).await;
+        assert_eq!(comment["status"], "pending");
+        assert_eq!(comment["reasons"], json!(["akismet_unavailable"]), "{comment}");
     })
     .await;
 }
@@ -357,6 +363,24 @@ async fn a_moderator_overriding_a_verdict_tells_akismet() {
                 call.endpoint
             );
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_comment_a_rule_already_sent_to_spam_is_not_sent_to_akismet() {
+    for_each_backend(|backend| async move {
+        let mut fake = AkismetFake::start().await;
+        let app = spawn_app_with(backend, |config| with_akismet(config, &fake)).await;
+        fake.next_call_to("verify-key").await;
+        let mut caught = valid_comment();
+        merge(&mut caught, json!({"homepage": "https://bot.example/"}));
+        let id = app.submit_with(caught).await;
+        let comment = admin_comment(&app, id).await;
+        assert_eq!(comment["status"], "spam", "{comment}");
+        assert_eq!(comment["reasons"], json!(["honeypot"]), "{comment}");
+        assert!(fake.next_call_within(QUIET).await.is_none(), "Akismet was asked");
+        assert_eq!(stored_verdict(&app, id).await, None);
     })
     .await;
 }

@@ -367,6 +367,25 @@ pub struct Config {
     /// are not held for that.
     #[arg(long, env = "MARGINALIA_MIN_FORM_SECONDS", default_value = "3", value_parser = parse_form_seconds)]
     pub min_form_seconds: Duration,
+
+    /// An Akismet API key: each new comment is then checked with Akismet
+    /// after it is stored (its text, the reader's name, email, website, IP
+    /// and user agent go to Akismet; see the README). Unset: no Akismet.
+    #[arg(long, env = "MARGINALIA_AKISMET_KEY", hide_env_values = true)]
+    pub akismet_key: Option<SecretString>,
+
+    /// Akismet's API base (tests point it at a local fake).
+    #[arg(
+        long,
+        env = "MARGINALIA_AKISMET_URL",
+        default_value = "https://rest.akismet.com/1.1"
+    )]
+    pub akismet_url: String,
+
+    /// Seconds one Akismet call may take before it counts as failed (it is
+    /// tried three times, then the comment stays in the queue).
+    #[arg(long, env = "MARGINALIA_AKISMET_TIMEOUT", default_value = "5", value_parser = parse_seconds)]
+    pub akismet_timeout: Duration,
 }
 
 impl Config {
@@ -383,6 +402,34 @@ impl Config {
             webhook_secret: self.webhook_secret.as_ref(),
             webhook_format: &self.webhook_format,
         })
+    }
+
+    /// The Akismet settings, `None` without a key; the URL and timeout
+    /// checked (the error names the variable, never the key).
+    pub fn akismet(&self) -> anyhow::Result<Option<AkismetSettings>> {
+        let Some(key) = &self.akismet_key else {
+            return Ok(None);
+        };
+        if secrecy::ExposeSecret::expose_secret(key).trim().is_empty() {
+            anyhow::bail!("MARGINALIA_AKISMET_KEY is empty");
+        }
+        let url = Url::parse(self.akismet_url.trim())
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+            .with_context(|| {
+                format!(
+                    "MARGINALIA_AKISMET_URL `{}` is not an http(s) URL",
+                    self.akismet_url
+                )
+            })?;
+        if self.akismet_timeout.is_zero() || self.akismet_timeout > Duration::from_secs(30) {
+            anyhow::bail!("MARGINALIA_AKISMET_TIMEOUT must be 1 to 30 seconds");
+        }
+        Ok(Some(AkismetSettings {
+            key: key.clone(),
+            url,
+            timeout: self.akismet_timeout,
+        }))
     }
 
     /// The tracing filter: flag, `MARGINALIA_LOG`, `RUST_LOG`, then `info`.
@@ -453,6 +500,17 @@ pub struct Site {
     pub site_url: Url,
     /// The blog's name.
     pub name: String,
+}
+
+/// Akismet's key, API base and call timeout, from `MARGINALIA_AKISMET_*`.
+#[derive(Debug, Clone)]
+pub struct AkismetSettings {
+    /// Never logged: `SecretString` prints as redacted.
+    pub key: SecretString,
+    /// The API base, `https://rest.akismet.com/1.1` unless told otherwise.
+    pub url: Url,
+    /// How long one call may take.
+    pub timeout: Duration,
 }
 
 /// Longest accepted `SITE_NAME`, in characters.

@@ -64,6 +64,11 @@
 //! - [`error`]: the one error type every failure is turned into; its JSON shape.
 //! - [`telemetry`]: the tracing subscriber.
 //!
+//! - [`akismet`]: Akismet, with feedback: the checker that asks Akismet about
+//!   each new comment off the request path, and the feedback calls the outbox
+//!   sends when a moderator overrides a verdict. `akismet` → `state`,
+//!   `comments`, `store`; `outbox` → `akismet`.
+//!
 //! Capabilities that arrive with v2 get a module each, beside these: `spam`
 //! (rules, Akismet, the learning filter) and `feeds`.
 //!
@@ -76,6 +81,7 @@
 //! `retention` → `state`, `store`, `config`, `tasks`, started by `startup`.
 //! `feeds` → `state`, `store`, `thread_cache`, `config`, `i18n`, `domain`, called by `routes`.
 
+pub mod akismet;
 pub mod auth;
 pub mod classifier;
 pub mod comments;

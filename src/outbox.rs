@@ -37,6 +37,7 @@ use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 
+use crate::akismet;
 use crate::domain::{Comment, CommentId, Status};
 use crate::i18n::Lang;
 use crate::notify;
@@ -109,7 +110,17 @@ pub fn start(state: Arc<AppState>, supervisor: &mut Supervisor) -> anyhow::Resul
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .context("building the webhook client")?;
+    // Akismet feedback is an outbox delivery too.
+    let akismet = match &state.akismet {
+        Some(settings) => Some(akismet::Client::new(settings, &state.site, state.lang)?),
+        None => None,
+    };
     let dispatcher_state = state.clone();
+    // A submission's moderator mail waits (bounded) for its Akismet check,
+    // see `crate::akismet`.
+    let wait_for_checks = akismet
+        .as_ref()
+        .map_or(time::Duration::ZERO, |client| signed(client.mail_wait()));
     supervisor.spawn("outbox dispatcher", |stop| async move {
         // SQLite serves one instance per file, so any claim still held was
         // this process's before it stopped (killed, say): take it back now
@@ -125,15 +136,16 @@ pub fn start(state: Arc<AppState>, supervisor: &mut Supervisor) -> anyhow::Resul
         }
         run_every(stop, move || {
             let state = dispatcher_state.clone();
-            async move { dispatch(&state).await }
+            async move { dispatch(&state, wait_for_checks).await }
         })
         .await
     });
-    if state.notify.is_enabled() {
+    if state.notify.is_enabled() || akismet.is_some() {
         let sender = Sender {
             state,
             transport,
             http,
+            akismet,
             last_prune: std::sync::Mutex::new(None),
         };
         let sender = Arc::new(sender);
@@ -198,9 +210,12 @@ pub enum QueueError {
 
 /// One dispatcher step: handle a claim of events, then send the digests
 /// that are due.
-async fn dispatch(state: &AppState) -> Result<(), StoreError> {
+async fn dispatch(state: &AppState, wait_for_checks: time::Duration) -> Result<(), StoreError> {
     loop {
-        let (claim, events) = state.store.claim_events(EVENTS_PER_CLAIM, CLAIM_LEASE).await?;
+        let (claim, events) = state
+            .store
+            .claim_events(EVENTS_PER_CLAIM, CLAIM_LEASE, wait_for_checks)
+            .await?;
         if events.is_empty() {
             break;
         }
@@ -744,6 +759,8 @@ struct Sender {
     state: Arc<AppState>,
     transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
     http: reqwest::Client,
+    /// Akismet, for its feedback deliveries, when configured.
+    akismet: Option<akismet::Client>,
     /// When sent rows were last pruned: a scan of the table, so not every tick.
     last_prune: std::sync::Mutex<Option<Instant>>,
 }
@@ -806,7 +823,14 @@ impl Sender {
     }
 
     async fn send(&self, delivery: &Delivery) -> Result<(), String> {
-        if delivery.kind.is_mail() {
+        if delivery.kind.is_akismet() {
+            let Some(akismet) = &self.akismet else {
+                return Err("Akismet is not configured (MARGINALIA_AKISMET_KEY)".into());
+            };
+            akismet
+                .send_feedback(&self.state.store, delivery.kind, &delivery.payload)
+                .await
+        } else if delivery.kind.is_mail() {
             self.send_mail(delivery).await
         } else {
             self.call_webhook(delivery).await

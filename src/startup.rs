@@ -12,6 +12,7 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
+use crate::akismet;
 use crate::auth;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -84,6 +85,7 @@ impl App {
         let state = Arc::new(AppState::build(config, address, store, metrics, &mut tasks).await?);
         outbox::start(state.clone(), &mut tasks)?;
         retention::start(state.clone(), RetentionPolicy::from_config(config), &mut tasks);
+        akismet::start(state.clone(), &mut tasks).await?;
         let limits = ServerLimits {
             max_connections: config.max_connections.get() as usize,
             header_read_timeout: config.header_read_timeout,

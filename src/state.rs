@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 
 use crate::auth::Authenticator;
-use crate::config::{Config, Site};
+use crate::config::{AkismetSettings, Config, Site};
 use crate::i18n::Lang;
 use crate::metrics::Metrics;
 use crate::notify::NotifySettings;
@@ -16,7 +16,7 @@ use crate::notify::links::LinkSecret;
 use crate::rate_limit::{ClientResolver, SubmissionLimiter};
 use crate::spam::RulesCache;
 use crate::spam::form_token::FormTokenKey;
-use crate::store::{InsertBatcher, Store};
+use crate::store::{InsertBatcher, Store, Writing};
 use crate::tasks::Supervisor;
 use crate::thread_cache::ThreadCache;
 
@@ -54,6 +54,8 @@ pub struct AppState {
     pub form_tokens: FormTokenKey,
     /// `MARGINALIA_MIN_FORM_SECONDS`.
     pub min_form_age: std::time::Duration,
+    /// Akismet's key and address; `None`: no Akismet (`crate::akismet`).
+    pub akismet: Option<AkismetSettings>,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
         validate_origins(&config.origins())?;
         config.site(config.bind)?;
         config.notify()?;
+        config.akismet()?;
         Ok(())
     }
 
@@ -80,6 +83,7 @@ impl AppState {
     ) -> anyhow::Result<Self> {
         let allowed_origins = validate_origins(&config.origins())?;
         let notify = config.notify()?;
+        let akismet = config.akismet()?;
         let link_secret = store
             .link_secret()
             .await
@@ -99,7 +103,15 @@ impl AppState {
             min_form_age: config.min_form_seconds,
             threads: ThreadCache::new(config.thread_cache_bytes, cache_ready_at_once),
             auth: Authenticator::new(store.clone(), config.admin_token.as_ref()),
-            inserts: InsertBatcher::start(store.clone(), writers, notify.is_enabled(), supervisor),
+            inserts: InsertBatcher::start(
+                store.clone(),
+                writers,
+                Writing {
+                    record_events: notify.is_enabled(),
+                    check_akismet: akismet.is_some(),
+                },
+                supervisor,
+            ),
             submissions: SubmissionLimiter::for_store(
                 config.rate_limit_per_minute,
                 config.rate_limit_burst,
@@ -115,6 +127,7 @@ impl AppState {
             link_secret,
             close_after: (config.close_after_days > 0)
                 .then(|| time::Duration::days(i64::from(config.close_after_days))),
+            akismet,
         })
     }
 }

@@ -205,6 +205,7 @@ proptest! {
             user_agent: None,
             wants_replies: false,
             lang: None,
+            referrer: None,
         };
         let stored = marginalia::domain::Comment {
             id: 1,
@@ -256,6 +257,7 @@ mod spam_rules {
             user_agent: None,
             wants_replies: false,
             lang: None,
+            referrer: None,
         }
     }
 

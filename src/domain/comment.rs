@@ -27,6 +27,9 @@ pub struct NewComment {
     /// The language of the page the reader commented on (`lang`), for the
     /// mail they get.
     pub lang: Option<LanguageTag>,
+    /// The submission's `Referer` header, for Akismet (its `referrer`);
+    /// kept only with the comment's Akismet check, not on the comment.
+    pub referrer: Option<String>,
 }
 
 /// A comment brought in from another system (or from our own export) by an

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 use warp::http::HeaderMap;
-use warp::http::header::USER_AGENT;
+use warp::http::header::{HeaderName, REFERER, USER_AGENT};
 
 use super::filters::{media_type, strict_json};
 
@@ -19,6 +19,8 @@ use crate::error::{ApiError, FieldErrors, SUBMISSION_MEDIA_TYPES};
 
 /// Longest user agent kept for moderators; the rest is cut off.
 const MAX_USER_AGENT_CHARS: usize = 500;
+/// Longest `Referer` kept for Akismet; the rest is cut off.
+const MAX_REFERRER_CHARS: usize = 2000;
 
 /// The honeypot: a field the widget and the no-JavaScript form carry but
 /// hide from people (visually and from assistive technology). Filled, the
@@ -182,7 +184,12 @@ impl RawSubmission {
     }
 
     /// Validates every field, collecting all the errors before giving up.
-    fn validate(self, client: IpAddr, user_agent: Option<String>) -> Result<NewComment, ApiError> {
+    fn validate(
+        self,
+        client: IpAddr,
+        user_agent: Option<String>,
+        referrer: Option<String>,
+    ) -> Result<NewComment, ApiError> {
         let mut errors = self.type_errors;
         let uri = required(&mut errors, "uri", self.uri.as_deref(), ThreadUri::parse);
         let name = required(&mut errors, "name", self.name.as_deref(), AuthorName::parse);
@@ -216,6 +223,7 @@ impl RawSubmission {
                 user_agent,
                 wants_replies: self.wants_replies,
                 lang,
+                referrer,
             }),
             _ => Err(ApiError::Validation(errors)),
         }
@@ -262,18 +270,19 @@ pub fn parse_submission_with_signals(
         SubmissionFormat::Json => RawSubmission::from_json(body)?,
         SubmissionFormat::Form => RawSubmission::from_form(body)?,
     };
-    let user_agent = headers
-        .get(USER_AGENT)
-        .map(|value| String::from_utf8_lossy(value.as_bytes()))
-        .map(|agent| {
-            agent
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(MAX_USER_AGENT_CHARS)
-                .collect()
-        });
+    let user_agent = header_text(headers, USER_AGENT, MAX_USER_AGENT_CHARS);
+    let referrer = header_text(headers, REFERER, MAX_REFERRER_CHARS);
     let signals = std::mem::take(&mut raw.signals);
-    raw.validate(client, user_agent).map(|comment| (comment, signals))
+    raw.validate(client, user_agent, referrer)
+        .map(|comment| (comment, signals))
+}
+
+/// A header's value as text without control characters, cut at `max` characters.
+fn header_text(headers: &HeaderMap, name: HeaderName, max: usize) -> Option<String> {
+    headers
+        .get(name)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()))
+        .map(|text| text.chars().filter(|c| !c.is_control()).take(max).collect())
 }
 
 #[cfg(test)]

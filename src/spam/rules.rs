@@ -173,6 +173,7 @@ mod tests {
             user_agent: Some("Mozilla/5.0 Test".into()),
             wants_replies: false,
             lang: None,
+            referrer: None,
         }
     }
 

@@ -32,22 +32,39 @@ pub struct InsertBatcher {
     jobs: mpsc::Sender<Job>,
 }
 
-/// What the writers do besides storing comments.
-#[derive(Debug, Clone, Copy)]
-struct Writing {
+/// What the writers do besides storing comments, each in the comments'
+/// transaction. A plain `bool` means "record events" and nothing else.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Writing {
     /// Write each comment's notification event in its transaction.
-    record_events: bool,
+    pub record_events: bool,
+    /// Write an Akismet check (`akismet_checks`) for each pending comment.
+    pub check_akismet: bool,
+}
+
+impl From<bool> for Writing {
+    fn from(record_events: bool) -> Self {
+        Writing {
+            record_events,
+            check_akismet: false,
+        }
+    }
 }
 
 impl InsertBatcher {
     /// Starts `workers` writers under `supervisor`. SQLite wants one (it has
     /// one writer anyway); PostgreSQL gains from a few committing in parallel.
     /// With `record_events`, every comment's notification event is committed
-    /// with it (see `store/outbox.rs`).
-    pub fn start(store: Store, workers: usize, record_events: bool, supervisor: &mut Supervisor) -> Self {
+    /// with it (see `store/outbox.rs`); with `check_akismet`, its Akismet check.
+    pub fn start(
+        store: Store,
+        workers: usize,
+        writing: impl Into<Writing>,
+        supervisor: &mut Supervisor,
+    ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let queue = Arc::new(Mutex::new(queue));
-        let writing = Writing { record_events };
+        let writing = writing.into();
         for _ in 0..workers.max(1) {
             let (store, queue) = (store.clone(), queue.clone());
             supervisor.spawn("batch writer", move |token| {
@@ -111,7 +128,7 @@ async fn write_batches(
         let comments: Vec<(&NewComment, &Admission)> =
             batch.iter().map(|job| (&job.comment, &job.admission)).collect();
         let started = std::time::Instant::now();
-        let outcome = store.insert_admitted(&comments, writing.record_events).await;
+        let outcome = store.insert_admitted(&comments, writing).await;
         tracing::debug!(
             size = batch.len(),
             micros = started.elapsed().as_micros() as u64,
@@ -133,7 +150,7 @@ async fn write_batches(
                 let mut jobs = batch.into_iter();
                 while let Some(job) = jobs.next() {
                     match store
-                        .insert_admitted(&[(&job.comment, &job.admission)], writing.record_events)
+                        .insert_admitted(&[(&job.comment, &job.admission)], writing)
                         .await
                         .map(|mut inserted| inserted.pop().unwrap_or(Inserted::ParentNotApproved))
                     {
@@ -192,6 +209,7 @@ mod tests {
             user_agent: None,
             wants_replies: false,
             lang: None,
+            referrer: None,
         }
     }
 

@@ -9,7 +9,8 @@ use sqlx::QueryBuilder;
 use super::outbox::encode_deleted;
 use super::{
     Admission, ImportComment, Inserted, Moderated, ModerationPage, ModerationQuery, Store, StoreError,
-    ThreadPage, ThreadRow, duplicate_key, fetch_limit, match_inserted, now, parent_is_valid, split_page,
+    ThreadPage, ThreadRow, Writing, duplicate_key, fetch_limit, match_inserted, now, parent_is_valid,
+    split_page,
 };
 use crate::domain::{Comment, CommentId, NewComment, Status, ThreadUri};
 use crate::notify::webhook::WebhookEvent;
@@ -24,10 +25,10 @@ impl Store {
         &self,
         comment: &NewComment,
         status: Status,
-        record_events: bool,
+        writing: impl Into<Writing>,
     ) -> Result<Option<Comment>, StoreError> {
         Ok(self
-            .insert_comments(&[(comment, status)], record_events)
+            .insert_comments(&[(comment, status)], writing)
             .await?
             .pop()
             .flatten())
@@ -41,11 +42,12 @@ impl Store {
     /// approved one; an approved insert announces its thread's change like an
     /// approval does. With `record_events` (notifications are configured),
     /// each stored comment's notification event is written in the same
-    /// transaction.
+    /// transaction; with `check_akismet` (Akismet is configured), each
+    /// pending comment's Akismet check.
     pub async fn insert_comments(
         &self,
         comments: &[(&NewComment, Status)],
-        record_events: bool,
+        writing: impl Into<Writing>,
     ) -> Result<Vec<Option<Comment>>, StoreError> {
         let admissions: Vec<Admission> = comments
             .iter()
@@ -57,7 +59,7 @@ impl Store {
             .map(|(&(comment, _), admission)| (comment, admission))
             .collect();
         Ok(self
-            .insert_admitted(&items, record_events)
+            .insert_admitted(&items, writing)
             .await?
             .into_iter()
             .map(Inserted::stored)
@@ -76,8 +78,12 @@ impl Store {
     pub async fn insert_admitted(
         &self,
         comments: &[(&NewComment, &Admission)],
-        record_events: bool,
+        writing: impl Into<Writing>,
     ) -> Result<Vec<Inserted>, StoreError> {
+        let Writing {
+            record_events,
+            check_akismet,
+        } = writing.into();
         let now = now();
         let parent_ids: Vec<CommentId> = comments
             .iter()
@@ -164,6 +170,28 @@ impl Store {
                             .push_bind(wants_replies)
                             .push_bind(comment.id)
                             .push_bind(now);
+                    });
+                    sql.build().execute(&mut *connection).await?;
+                }
+            }
+            if check_akismet {
+                // Only comments still waiting for a moderator: one a rule
+                // already sent to spam needs no third party's opinion.
+                let checks: Vec<(&Comment, Option<&str>)> = comments
+                    .iter()
+                    .zip(&stored)
+                    .filter_map(|((submission, _), inserted)| match inserted {
+                        Inserted::Stored(comment) if comment.status == Status::Pending => {
+                            Some((comment, submission.referrer.as_deref()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if !checks.is_empty() {
+                    let mut sql =
+                        QueryBuilder::new("INSERT INTO akismet_checks (comment_id, referrer, created_at) ");
+                    sql.push_values(checks, |mut row, (comment, referrer)| {
+                        row.push_bind(comment.id).push_bind(referrer).push_bind(now);
                     });
                     sql.build().execute(&mut *connection).await?;
                 }

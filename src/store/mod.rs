@@ -113,6 +113,39 @@ macro_rules! record_event {
     }};
 }
 
+/// Queues Akismet feedback in the transaction of `$connection` when a
+/// person's moderation overrides Akismet's verdict: approving what it called
+/// spam (`submit-ham`), or marking as spam what it passed (`submit-spam`).
+/// A delivery of the outbox (sent with its retries); its payload names the
+/// comment, whose fields are read when it is sent. Automatic moderations
+/// (`auto:…`) are not corrections and tell Akismet nothing.
+macro_rules! queue_akismet_feedback {
+    ($connection:expr, $comment_id:expr, $status:expr, $moderator:expr, $now:expr) => {{
+        let (comment_id, status, moderator): ($crate::domain::CommentId, $crate::domain::Status, &str) =
+            ($comment_id, $status, $moderator);
+        let feedback = match status {
+            $crate::domain::Status::Approved => Some(($crate::store::DeliveryKind::AkismetHam, "spam")),
+            $crate::domain::Status::Spam => Some(($crate::store::DeliveryKind::AkismetSpam, "ham")),
+            _ => None,
+        };
+        if let Some((kind, overridden)) = feedback
+            && !moderator.starts_with("auto:")
+        {
+            sqlx::query(
+                "INSERT INTO outbox (kind, recipient, payload, created_at, next_attempt_at) \
+                 SELECT $2, 'akismet', $3, $4, $4 FROM comments WHERE id = $1 AND akismet = $5",
+            )
+            .bind(comment_id)
+            .bind(kind.as_str())
+            .bind(comment_id.to_string().into_bytes())
+            .bind($now)
+            .bind(overridden)
+            .execute(&mut *$connection)
+            .await?;
+        }
+    }};
+}
+
 /// Sets a comment's status inside the transaction of `$connection`, as every
 /// moderation does: records who and when, announces the thread's change and
 /// records the notification event, all or nothing with the transaction.
@@ -145,6 +178,7 @@ macro_rules! set_status_in_transaction {
                     None,
                     now
                 );
+                queue_akismet_feedback!($connection, comment.id, status, moderator, now);
                 Some($crate::store::Moderated {
                     comment,
                     changed: true,
@@ -166,6 +200,7 @@ macro_rules! set_status_in_transaction {
     }};
 }
 
+mod akismet;
 mod batch;
 #[macro_use]
 mod classifier;
@@ -190,7 +225,8 @@ use time::OffsetDateTime;
 
 use crate::domain::{Comment, CommentId, NewComment, PublicComment, Reasons, Status, ThreadUri};
 
-pub use batch::InsertBatcher;
+pub use akismet::{AkismetCheck, AkismetRecord, AkismetVerdict};
+pub use batch::{InsertBatcher, Writing};
 pub use classifier::{Learned, StoredExample};
 pub use feeds::FeedEntry;
 pub use import::{ExportedComment, IMPORT_BATCH, ImportLinks, ImportSession, IssoComment, IssoFile};

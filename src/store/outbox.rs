@@ -43,16 +43,22 @@ pub enum DeliveryKind {
     Reply,
     TestMail,
     Webhook,
+    /// Akismet's `submit-ham`: a moderator approved what it called spam.
+    AkismetHam,
+    /// Akismet's `submit-spam`: a moderator marked as spam what it passed.
+    AkismetSpam,
 }
 
 impl DeliveryKind {
-    pub const ALL: [DeliveryKind; 6] = [
+    pub const ALL: [DeliveryKind; 8] = [
         Self::ModeratorMail,
         Self::Digest,
         Self::Confirmation,
         Self::Reply,
         Self::TestMail,
         Self::Webhook,
+        Self::AkismetHam,
+        Self::AkismetSpam,
     ];
 
     /// The spelling in the table and in `/metrics`.
@@ -64,6 +70,8 @@ impl DeliveryKind {
             Self::Reply => "reply",
             Self::TestMail => "test_mail",
             Self::Webhook => "webhook",
+            Self::AkismetHam => "akismet_ham",
+            Self::AkismetSpam => "akismet_spam",
         }
     }
 
@@ -71,9 +79,14 @@ impl DeliveryKind {
         Self::ALL.into_iter().find(|kind| kind.as_str() == value)
     }
 
-    /// True for mail, false for a webhook call.
+    /// True for mail, false for a webhook or Akismet call.
     pub fn is_mail(self) -> bool {
-        self != Self::Webhook
+        !matches!(self, Self::Webhook | Self::AkismetHam | Self::AkismetSpam)
+    }
+
+    /// True for a call to Akismet (its feedback).
+    pub fn is_akismet(self) -> bool {
+        matches!(self, Self::AkismetHam | Self::AkismetSpam)
     }
 }
 
@@ -149,13 +162,31 @@ macro_rules! with_row_lock {
     };
 }
 
+/// True while the Akismet check of the event's comment is still to be made
+/// and was queued after `$cutoff` (a parameter): the dispatcher leaves such
+/// a submission's event for later, so moderators are not mailed about a
+/// comment Akismet is about to call spam, and waits no longer than that.
+macro_rules! check_due {
+    ($cutoff:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM akismet_checks k \
+                     WHERE k.comment_id = notification_events.comment_id \
+                       AND k.checked_at IS NULL AND k.created_at > ",
+            $cutoff,
+            ")"
+        )
+    };
+}
+
 macro_rules! claim_events_statement {
     ($lock:literal) => {
         concat!(
             "UPDATE notification_events SET claim = $1, claimed_until = $2 \
              WHERE id IN (SELECT id FROM notification_events \
-                          WHERE claimed_until IS NULL OR claimed_until <= $3 \
-                          ORDER BY id LIMIT $4",
+                          WHERE (claimed_until IS NULL OR claimed_until <= $3) \
+                            AND NOT (submitted AND ",
+            check_due!("$5"),
+            ") ORDER BY id LIMIT $4",
             $lock,
             ") RETURNING id, event, submitted, wants_replies, comment_id, deleted, created_at"
         )
@@ -185,23 +216,31 @@ impl Store {
     /// PostgreSQL an instance that dies holding a claim only delays its
     /// events: once the lease runs out another instance takes them. On
     /// SQLite, which one process owns, the claim is a plain read.
+    ///
+    /// A submission whose Akismet check is still due is left for a later
+    /// claim for up to `wait_for_checks` after it was stored (zero: never).
     pub async fn claim_events(
         &self,
         limit: u32,
         lease: time::Duration,
+        wait_for_checks: time::Duration,
     ) -> Result<(String, Vec<NotificationEvent>), StoreError> {
         let now = now();
+        let checks_since = now - wait_for_checks;
         type Row = (i64, String, bool, bool, CommentId, Option<String>, OffsetDateTime);
         let (claim, rows): (String, Vec<Row>) = match self {
             // One process per file: nobody else can take the events, so a
             // read is the claim (no write, no commit to wait for), and the
             // completion removes exactly the ids read.
             Store::Sqlite(backend) => {
-                let rows = sqlx::query_as(
+                let rows = sqlx::query_as(concat!(
                     "SELECT id, event, submitted, wants_replies, comment_id, deleted, created_at \
-                     FROM notification_events ORDER BY id LIMIT $1",
-                )
+                     FROM notification_events WHERE NOT (submitted AND ",
+                    check_due!("$2"),
+                    ") ORDER BY id LIMIT $1"
+                ))
                 .bind(i64::from(limit))
+                .bind(checks_since)
                 .fetch_all(&backend.pool)
                 .await
                 .map_err(super::sqlite::classify)?;
@@ -216,6 +255,7 @@ impl Store {
                     .bind(now + lease)
                     .bind(now)
                     .bind(i64::from(limit))
+                    .bind(checks_since)
                     .fetch_all(pool)
                     .await)?;
                 (claim, rows)

@@ -24,6 +24,7 @@ fn new_comment(body: &str) -> NewComment {
         user_agent: None,
         wants_replies: false,
         lang: None,
+        referrer: None,
     }
 }
 

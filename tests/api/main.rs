@@ -5,6 +5,8 @@
 //! `MARGINALIA_TEST_DATABASE_URL` names a PostgreSQL server (each test then
 //! creates and drops a database of its own).
 
+#[path = "../support/akismet_fake.rs"]
+mod akismet_fake;
 #[path = "../support/allow_list.rs"]
 mod allow_list;
 mod helpers;
@@ -17,6 +19,7 @@ mod smtp_server;
 #[path = "../support/webhook_receiver.rs"]
 mod webhook_receiver;
 
+mod akismet;
 mod auth;
 mod cli;
 mod cors;

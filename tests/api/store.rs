@@ -19,6 +19,7 @@ fn new_comment(uri: &str, body: &str, parent_id: Option<i64>) -> NewComment {
         user_agent: None,
         wants_replies: false,
         lang: None,
+        referrer: None,
     }
 }
 

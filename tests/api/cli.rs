@@ -56,7 +56,7 @@ fn help_lists_every_option_with_its_environment_variable() {
 async fn migrate_creates_the_sqlite_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fresh.db");
-    let output = marginalia(&["migrate"], Some(&format!("sqlite://{}", path.display())));
+    let output = run_marginalia(&["migrate"], Some(&format!("sqlite://{}", path.display()))).await;
     assert!(
         output.status.success(),
         "{}",
@@ -71,7 +71,7 @@ async fn tokens_created_on_the_command_line_moderate_until_revoked() {
         let app = spawn_app(backend).await;
         let url = app.database_url().to_owned();
 
-        let created = marginalia(&["token", "create", "dora"], Some(&url));
+        let created = run_marginalia(&["token", "create", "dora"], Some(&url)).await;
         assert!(
             created.status.success(),
             "{}",
@@ -80,10 +80,10 @@ async fn tokens_created_on_the_command_line_moderate_until_revoked() {
         let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
         assert!(token.starts_with("mrg_"), "{token}");
 
-        let again = marginalia(&["token", "create", "dora"], Some(&url));
+        let again = run_marginalia(&["token", "create", "dora"], Some(&url)).await;
         assert!(!again.status.success(), "names are unique");
 
-        let listed = marginalia(&["token", "list"], Some(&url));
+        let listed = run_marginalia(&["token", "list"], Some(&url)).await;
         let listing = String::from_utf8(listed.stdout).unwrap();
         assert!(listing.contains("dora"));
         assert!(!listing.contains(&token), "the list never shows a token");
@@ -99,12 +99,14 @@ async fn tokens_created_on_the_command_line_moderate_until_revoked() {
         assert_eq!(response.status(), StatusCode::OK);
 
         assert!(
-            marginalia(&["token", "revoke", "dora"], Some(&url))
+            run_marginalia(&["token", "revoke", "dora"], Some(&url))
+                .await
                 .status
                 .success()
         );
         assert!(
-            !marginalia(&["token", "revoke", "dora"], Some(&url))
+            !run_marginalia(&["token", "revoke", "dora"], Some(&url))
+                .await
                 .status
                 .success()
         );
@@ -124,7 +126,7 @@ async fn tokens_created_on_the_command_line_moderate_until_revoked() {
 async fn the_admin_token_name_is_reserved() {
     let app = spawn_app(Backend::Sqlite).await;
     for name in ["admin", "Admin", " admin "] {
-        let created = marginalia(&["token", "create", name], Some(app.database_url()));
+        let created = run_marginalia(&["token", "create", name], Some(app.database_url())).await;
         assert!(!created.status.success(), "`{name}` was accepted");
         let stderr = String::from_utf8_lossy(&created.stderr);
         assert!(
@@ -133,7 +135,7 @@ async fn the_admin_token_name_is_reserved() {
         );
         assert!(created.stdout.is_empty(), "no token is shown");
     }
-    let listed = marginalia(&["token", "list"], Some(app.database_url()));
+    let listed = run_marginalia(&["token", "list"], Some(app.database_url())).await;
     assert!(
         String::from_utf8(listed.stdout).unwrap().is_empty(),
         "nothing was stored"
@@ -148,7 +150,7 @@ async fn secret_rotate_replaces_the_link_secret_and_says_what_that_means() {
         let store = marginalia::store::Store::connect(&url).await.unwrap();
         let before = store.link_secret().await.unwrap();
 
-        let rotated = marginalia(&["secret", "rotate"], Some(&url));
+        let rotated = run_marginalia(&["secret", "rotate"], Some(&url)).await;
         let stderr = String::from_utf8_lossy(&rotated.stderr);
         assert!(rotated.status.success(), "{stderr}");
         assert!(stderr.contains("every earlier"), "{stderr}");
@@ -159,7 +161,7 @@ async fn secret_rotate_replaces_the_link_secret_and_says_what_that_means() {
         let printed = format!("{}{stderr}", String::from_utf8_lossy(&rotated.stdout));
         assert!(!printed.contains(&after.to_stored()), "the secret was printed");
 
-        let again = marginalia(&["secret", "rotate"], Some(&url));
+        let again = run_marginalia(&["secret", "rotate"], Some(&url)).await;
         assert!(again.status.success());
         assert!(store.link_secret().await.unwrap() != after);
         store.close().await;

@@ -338,6 +338,24 @@ pub async fn assert_error(response: Response, status: StatusCode, code: &str) ->
     body
 }
 
+/// Runs the binary with `args` on `database_url` only (none of the tests'
+/// own `MARGINALIA_*` environment). Awaited, not blocking: the app under test
+/// runs on the test's runtime, and a runtime blocked on the child froze the
+/// app in the middle of a transaction, so the command found SQLite locked.
+pub async fn run_marginalia(args: &[&str], database_url: Option<&str>) -> std::process::Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_marginalia"));
+    command.args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MARGINALIA_") || key == "DATABASE_URL" {
+            command.env_remove(key);
+        }
+    }
+    if let Some(url) = database_url {
+        command.env("MARGINALIA_DATABASE_URL", url);
+    }
+    command.output().await.expect("the binary runs")
+}
+
 /// Runs `marginalia serve` with `env` only (plus a private database) and returns its output.
 pub fn serve_with(env: &[(&str, &str)], database_url: &str) -> std::process::Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_marginalia"));

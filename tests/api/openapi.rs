@@ -15,7 +15,6 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/counts", "GET, HEAD"),
     ("/feed/recent.atom", "GET, HEAD"),
     ("/feed/thread.atom", "GET, HEAD"),
-    ("/api/admin/comments", "GET, HEAD"),
     ("/api/admin/comments", "GET, HEAD, DELETE"),
     ("/api/admin/comments/{id}", "GET, HEAD, DELETE"),
     ("/api/admin/comments/{id}/approve", "POST"),

@@ -1,7 +1,6 @@
 //! Readers' data rights: `GET /api/admin/people` and `DELETE /api/admin/people`
 //! (export, anonymize, delete), and the same through `marginalia people`.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -348,20 +347,6 @@ async fn a_missing_or_invalid_email_is_refused_and_nothing_changes() {
     assert_eq!(comment["ip"], "127.0.0.1");
 }
 
-/// Runs the binary with `args` on `database_url` only.
-fn marginalia(args: &[&str], database_url: &str) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_marginalia"));
-    command.args(args);
-    // The tests' own environment must not leak into the child's configuration.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MARGINALIA_") || key == "DATABASE_URL" {
-            command.env_remove(key);
-        }
-    }
-    command.env("MARGINALIA_DATABASE_URL", database_url);
-    command.output().expect("the binary runs")
-}
-
 #[tokio::test]
 async fn people_commands_export_and_erase_on_the_database() {
     for_each_backend(|backend| async move {
@@ -378,7 +363,7 @@ async fn people_commands_export_and_erase_on_the_database() {
             assert_eq!(app.thread(uri).await["comments"][0]["name"], "Maya Reader");
         }
 
-        let exported = marginalia(&["people", "export", "maya@reader.EXAMPLE"], &url);
+        let exported = run_marginalia(&["people", "export", "maya@reader.EXAMPLE"], Some(&url)).await;
         assert!(
             exported.status.success(),
             "{}",
@@ -392,11 +377,11 @@ async fn people_commands_export_and_erase_on_the_database() {
         );
         assert_eq!(ids_of(json["comments"].as_array().unwrap()), [mayas, spam]);
 
-        let invalid = marginalia(&["people", "export", "not-an-address"], &url);
+        let invalid = run_marginalia(&["people", "export", "not-an-address"], Some(&url)).await;
         assert!(!invalid.status.success());
         assert!(String::from_utf8_lossy(&invalid.stderr).contains("EMAIL"));
 
-        let erased = marginalia(&["people", "erase", MAYA], &url);
+        let erased = run_marginalia(&["people", "erase", MAYA], Some(&url)).await;
         let stdout = String::from_utf8_lossy(&erased.stdout);
         assert!(
             erased.status.success(),
@@ -418,11 +403,11 @@ async fn people_commands_export_and_erase_on_the_database() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
 
-        let again = marginalia(&["people", "erase", MAYA], &url);
+        let again = run_marginalia(&["people", "erase", MAYA], Some(&url)).await;
         assert!(String::from_utf8_lossy(&again.stdout).contains("Anonymized 0 comment(s)"));
 
         // Deleting: the other reader's comment goes, nobody else's.
-        let deleted = marginalia(&["people", "erase", OTHER, "--delete-comments"], &url);
+        let deleted = run_marginalia(&["people", "erase", OTHER, "--delete-comments"], Some(&url)).await;
         assert!(
             deleted.status.success(),
             "{}",

@@ -14,7 +14,7 @@
 (() => {
   'use strict';
 
-  // Where this script came from (captured now: currentScript is null after the first await).
+  // Captured now: currentScript is null after the first await.
   const SCRIPT = document.currentScript;
   const SCRIPT_URL = (SCRIPT && SCRIPT.src) || location.href;
   const API = new URL('api/', SCRIPT_URL);
@@ -79,7 +79,7 @@
   const EMAIL = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[^\s@]+$/;
   const TAGS = new Set('P BR STRONG EM DEL CODE PRE BLOCKQUOTE UL OL LI A'.split(' '));
 
-  // ---------------------------------------------------------------- helpers
+  // helpers
 
   // The first tag with a catalog, by truncation (de-AT → de), else en: [catalog, tag for Intl].
   function negotiate(tags) {
@@ -99,7 +99,7 @@
   }
 
   // Blog overrides: "postComment", or a plural form, "commentsFew" ("Many" is "other" where a
-  // language has no "many", as the English-only names meant; "Zero" is for 0 in any language).
+  // language has none; "Zero" is for 0).
   function override(catalog, data, categories) {
     if (data) for (let [key, value] of Object.entries(data)) {
       key = LEGACY[key] || key;
@@ -173,8 +173,8 @@
     }
   }
 
-  // Defence in depth: the server already sanitized body_html (and a pending copy comes back from
-  // localStorage). Parse it inert, keep only the server's allow-list, drop anything else.
+  // Defence in depth: the server sanitized body_html already (a pending copy comes from
+  // localStorage). Parse it inert and keep only the server's allow-list.
   function safeHtml(html) {
     const tpl = document.createElement('template');
     tpl.innerHTML = String(html);
@@ -195,7 +195,7 @@
     return tpl.content;
   }
 
-  // ----------------------------------------------------------------- styles
+  // styles
 
   const P = '#marginalia-thread';
   const LIGHT = '--mg-fg:var(--marginalia-text,#1f2328);--mg-muted:var(--marginalia-muted,#57606a);--mg-bg:var(--marginalia-background,#fff);--mg-surface:var(--marginalia-surface,#fff);--mg-border:var(--marginalia-border,#c9d1d9);--mg-accent:var(--marginalia-accent,#0a58ca);--mg-on-accent:var(--marginalia-accent-text,#fff);--mg-error:var(--marginalia-error,#b42318);--mg-pending:var(--marginalia-pending,#fff8db);--mg-focus:var(--marginalia-focus,#0a58ca);color-scheme:light;';
@@ -207,7 +207,7 @@ ${P}[data-theme=dark]{${DARK}}
 ${P} *,${P} *::before,${P} *::after{box-sizing:border-box}
 ${P} :where(h2,h3,p,ol,ul,li,form,article,header,blockquote,pre,button,input,textarea,label){margin:0;padding:0;font:inherit;color:inherit;letter-spacing:normal;text-transform:none;background:none;border:0;box-shadow:none}
 ${P} [hidden]{display:none!important}
-${P} .mg-hp{position:absolute!important;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0 0 0 0);clip-path:inset(50%);white-space:nowrap;border:0}
+${P} .mg-hp,${P} .mg-hp input{position:absolute!important;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0 0 0 0);clip-path:inset(50%);white-space:nowrap;border:0}
 ${P} a{color:var(--mg-accent);text-decoration:underline;text-underline-offset:2px}
 ${P} :focus-visible,${P} [tabindex="-1"]:focus{outline:3px solid var(--mg-focus);outline-offset:2px;border-radius:3px}
 ${P} .mg-heading{font-size:1.35em;font-weight:700;line-height:1.3;margin:0 0 .75rem}
@@ -259,7 +259,7 @@ ${P}.mg-is-closed .mg-reply{display:none}
 `;
 
   function addStyles() {
-    // A constructed sheet works under a blog CSP that forbids inline <style>; older browsers get one.
+    // A constructed sheet passes a CSP without inline <style>.
     try {
       const sheet = new CSSStyleSheet();
       sheet.replaceSync(CSS);
@@ -269,7 +269,7 @@ ${P}.mg-is-closed .mg-reply{display:none}
     }
   }
 
-  // ----------------------------------------------------------------- counts
+  // counts
 
   function fillCounts(t) {
     const els = [...document.querySelectorAll('[data-marginalia-count]')];
@@ -289,7 +289,7 @@ ${P}.mg-is-closed .mg-reply{display:none}
     }
   }
 
-  // ----------------------------------------------------------------- thread
+  // thread
 
   function threadUrl(uri, pageSize, after) {
     const query = new URLSearchParams({ uri });
@@ -342,12 +342,9 @@ ${P}.mg-is-closed .mg-reply{display:none}
     const save = h('input', { type: 'checkbox', id: 'marginalia-save', name: 'save' });
     // Unticked by default: ticking it asks for reply mail, which the reader confirms from a mail first.
     const notify = h('input', { type: 'checkbox', id: 'marginalia-notify', name: 'notify' });
-    // The honeypot: people never see it (visually hidden), screen readers never announce it
-    // (aria-hidden), the keyboard never reaches it (tabindex -1) and browsers never fill it
-    // (autocomplete off). Bots that fill every field land in spam; the label is for them.
+    // Honeypot: out of sight, of screen readers, the keyboard and autofill; a bot filling it lands in spam.
     const honeypot = h('input', { type: 'text', id: 'marginalia-homepage', name: 'homepage', tabindex: '-1', autocomplete: 'off' });
-    // The form token: a signed time stamp of when the form was shown; a comment sent within
-    // seconds of it is held for a moderator (too_fast). Its own request keeps thread reads cacheable.
+    // Form token: signed time the form was shown (too_fast); fetched apart so reads stay cacheable.
     let formToken = null;
     const fetchFormToken = () => fetch(new URL('form-token', API), { credentials: 'omit' })
       .then((r) => (r.ok ? r.json() : null))
@@ -386,7 +383,7 @@ ${P}.mg-is-closed .mg-reply{display:none}
     root.classList.add('marginalia');
     root.lang = lang;
     root.dir = RTL.includes(lang) ? 'rtl' : 'ltr';
-    // A closed thread (the server says so with every page) shows its comments and this instead of the form.
+    // A closed thread: comments, no form.
     const closedNote = h('p', { class: 'mg-note mg-closed', id: 'marginalia-closed', hidden: true }, t('closed'));
     root.replaceChildren(section, respond, closedNote);
 
@@ -460,7 +457,7 @@ ${P}.mg-is-closed .mg-reply{display:none}
       return li;
     }
 
-    // Own pending comments of this page: dropped once published or a week old, shown after the rest.
+    // Own pending comments: dropped once published or a week old.
     function showPending() {
       const now = Date.now();
       const kept = [];
@@ -594,7 +591,7 @@ ${P}.mg-is-closed .mg-reply{display:none}
         try {
           r = await fetch(new URL('comments', API), {
             method: 'POST',
-            // Error messages in the widget's language (a CORS-safelisted header: no extra preflight).
+            // Messages in the widget's language (safelisted header: no preflight).
             headers: { 'Content-Type': 'application/json', 'Accept-Language': lang },
             body: JSON.stringify(payload),
             credentials: 'omit',
@@ -629,7 +626,7 @@ ${P}.mg-is-closed .mg-reply{display:none}
           say([t('errFix'), ...general].join(' '), true);
           showErrors(errors);
         } else if (r.status === 403 && data.error === 'closed') {
-          // Closed while the reader was writing: the form stays, so they can still copy their text.
+          // Closed meanwhile: the form stays, so the text can be copied.
           say(t('closed'), true);
         } else if (r.status === 429) {
           const secs = Math.max(1, parseInt(r.headers.get('Retry-After'), 10) || 60);

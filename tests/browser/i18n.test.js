@@ -488,7 +488,7 @@ describe('languages', () => {
       assert.ok(path.includes(`BUTTON:${strings.reply}`), `the reply button comes before the form: ${path.join(' → ')}`);
 
       const order = ['marginalia-body', 'marginalia-name', 'marginalia-email', 'marginalia-website', 'marginalia-save', 'marginalia-notify'];
-      const typed = { 'marginalia-body': 'Typed with the keyboard only.', 'marginalia-name': `Keys ${lang}`, 'marginalia-email': 'keys@example.org' };
+      const typed = { 'marginalia-body': `Typed with the keyboard only (${lang}).`, 'marginalia-name': `Keys ${lang}`, 'marginalia-email': 'keys@example.org' };
       for (const [i, id] of order.entries()) {
         const now = await focused();
         assert.equal(now.id, id, `Tab order step ${i}`);

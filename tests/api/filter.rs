@@ -7,36 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use marginalia::classifier::{Document, Label, Model, ModelCache, tokenize};
-use marginalia::domain::{AuthorName, CommentBody, Email, NewComment, Status, ThreadUri};
+use marginalia::domain::Status;
 use marginalia::store::Store;
 
 use crate::helpers::*;
-
-fn new_comment(body: &str) -> NewComment {
-    NewComment {
-        uri: ThreadUri::parse("/filter/").unwrap(),
-        parent_id: None,
-        name: AuthorName::parse("Ada").unwrap(),
-        email: Email::parse("ada@example.org").unwrap(),
-        website: None,
-        body: CommentBody::parse(body).unwrap(),
-        ip: None,
-        user_agent: None,
-        wants_replies: false,
-        lang: None,
-        referrer: None,
-    }
-}
-
-async fn open_store(database: &TestDatabase) -> Store {
-    let store = Store::connect(database.url()).await.unwrap();
-    store.migrate().await.unwrap();
-    store
-}
+use crate::store::{new_comment, open_store};
 
 async fn insert(store: &Store, body: &str) -> i64 {
     store
-        .insert_comment(&new_comment(body), Status::Pending, false)
+        .insert_comment(&new_comment("/filter/", body, None), Status::Pending, false)
         .await
         .unwrap()
         .unwrap()

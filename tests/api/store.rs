@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use crate::helpers::*;
 
-fn new_comment(uri: &str, body: &str, parent_id: Option<i64>) -> NewComment {
+pub(crate) fn new_comment(uri: &str, body: &str, parent_id: Option<i64>) -> NewComment {
     NewComment {
         uri: ThreadUri::parse(uri).unwrap(),
         parent_id,
@@ -23,7 +23,7 @@ fn new_comment(uri: &str, body: &str, parent_id: Option<i64>) -> NewComment {
     }
 }
 
-async fn open_store(database: &TestDatabase) -> Store {
+pub(crate) async fn open_store(database: &TestDatabase) -> Store {
     let store = Store::connect(database.url()).await.unwrap();
     store.migrate().await.unwrap();
     store

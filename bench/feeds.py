@@ -28,6 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.dont_write_bytecode = True  # importing bench.py leaves no __pycache__ in bench/
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import ADMIN_TOKEN, BENCH_THREAD, SEED, SERVICE, Server, http  # noqa: E402
 

@@ -488,3 +488,37 @@ async fn moderators_decisions_move_the_example_and_automatic_ones_teach_nothing(
     })
     .await;
 }
+
+#[tokio::test]
+async fn erasing_a_person_forgets_their_examples_and_clues() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let store = Store::connect(app.database_url()).await.unwrap();
+        let first = app.submit_with(hammy(1)).await;
+        assert_eq!(app.moderate(first, "approve").await.status(), StatusCode::OK);
+        let mut again = hammy(1);
+        again["body"] = json!(made_of(&HAM_WORDS, 2));
+        let second = app.submit_with(again).await;
+        let scored = admin_comment(&app, second).await;
+        assert!(!scored["spam_clues"].as_array().unwrap().is_empty(), "{scored}");
+        assert_eq!(app.moderate(second, "approve").await.status(), StatusCode::OK);
+        assert!(store.classifier_example(second).await.unwrap().is_some());
+
+        let response = app
+            .admin(
+                reqwest::Method::DELETE,
+                "/api/admin/people?email=reader1%40example.org",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        for id in [first, second] {
+            assert!(store.classifier_example(id).await.unwrap().is_none(), "{id}");
+            assert_eq!(admin_comment(&app, id).await["spam_clues"], json!([]));
+        }
+        assert_eq!(examples(&app).await, (0, 2), "the counts stay, tied to no one");
+        store.close().await;
+    })
+    .await;
+}

@@ -57,6 +57,10 @@ pub struct ImportedComment {
     pub moderated_by: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The learning filter's score and clues where it was scored (our own
+    /// export); `None` and empty from other systems.
+    pub spam_score: Option<f64>,
+    pub spam_clues: SpamClues,
 }
 
 /// A stored comment with everything a moderator sees.

@@ -31,11 +31,23 @@ fn time(label: &str, rounds: u32, mut work: impl FnMut()) {
 /// A deterministic pseudo-random word of a 20,000-word vocabulary, with
 /// the benchmark comment's words among the first ones.
 fn word(state: &mut u64) -> String {
-    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let n = (*state >> 33) % 20_000;
     const COMMON: [&str; 12] = [
-        "thanks", "post", "the", "part", "about", "writes", "production", "batch", "numbers", "commit",
-        "looking", "forward",
+        "thanks",
+        "post",
+        "the",
+        "part",
+        "about",
+        "writes",
+        "production",
+        "batch",
+        "numbers",
+        "commit",
+        "looking",
+        "forward",
     ];
     match COMMON.get(n as usize) {
         Some(word) => (*word).to_owned(),

@@ -315,6 +315,16 @@
     return el;
   }
 
+  // The learning filter's score and the tokens that weighed most, each with
+  // its own spam probability (near 100 % says spam, near 0 % says not).
+  function spamScore(c) {
+    if (typeof c.spam_score !== 'number') return null;
+    const percent = new Intl.NumberFormat(number.resolvedOptions().locale, { style: 'percent', maximumFractionDigits: 1 });
+    const clues = (Array.isArray(c.spam_clues) ? c.spam_clues : []).map((clue) =>
+      h('code', { class: clue.probability >= 0.5 ? 'clue spammy' : 'clue hammy' }, `${clue.token} ${percent.format(clue.probability)}`));
+    return h('span', { class: 'score' }, h('strong', {}, percent.format(c.spam_score)), ...clues.flatMap((clue) => [' ', clue]));
+  }
+
   function addItem(c) {
     const check = h('input', { type: 'checkbox', class: 'select', 'aria-label': t('selectComment', { id: String(c.id), name: c.name }) });
     const website = c.website ? h('a', { href: c.website, rel: 'nofollow noopener noreferrer', target: '_blank' }, c.website) : null;
@@ -326,6 +336,7 @@
     const actions = h('div', { class: 'actions', role: 'group', 'aria-label': t('moderateComment', { id: String(c.id) }) },
       ...acts.map((act) => h('button', { type: 'button', class: `act ${act}`, 'data-act': act }, t(act))));
     const reasons = Array.isArray(c.reasons) && c.reasons.length ? c.reasons.join(', ') : null;
+    const score = spamScore(c);
     const li = h('li', { class: `item status-${c.status}`, tabindex: '-1', 'data-id': c.id, 'aria-labelledby': `c${c.id}-title` },
       h('div', { class: 'head' },
         check,
@@ -339,6 +350,7 @@
         ...field(t('metaIp'), c.ip),
         ...field(t('metaUserAgent'), c.user_agent),
         ...(reasons ? field(t('metaReasons'), h('span', { class: 'reasons' }, reasons)) : []),
+        ...(score ? field(t('metaSpamScore'), score) : []),
         ...(moderated.length ? field(t('metaModerated'), ...moderated) : [])),
       parentBox,
       body(c.body_html),

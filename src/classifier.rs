@@ -569,6 +569,16 @@ impl ModelCache {
     }
 }
 
+// Added when the filter was wired into submissions (`comments::submit`):
+// the request path reads the cached model without asking the store, and a
+// background task (`startup`) keeps it fresh through `Store::classifier_model`.
+impl ModelCache {
+    /// The cached model, however long ago it was checked.
+    pub fn current(&self) -> Arc<Model> {
+        self.read().model.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

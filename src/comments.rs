@@ -11,7 +11,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::domain::{Comment, CommentId, ImportedComment, NewComment, Reasons, Status};
+use crate::classifier::{self, Document, Label, Model, Score};
+use crate::domain::{Comment, CommentId, ImportedComment, NewComment, Reasons, SpamClue, SpamClues, Status};
 use crate::rate_limit::Refusal;
 use crate::spam::{self, Context, Decision, FormAge, ModerationMode, ModerationRules, Submission};
 use crate::state::AppState;
@@ -75,12 +76,14 @@ pub async fn submit(
         // store being unavailable, never let through unchecked.
         Err(Refusal::Unchecked(error)) => return Err(CommentError::Store(error)),
     }
-    let decision = initial_status(state, &comment, &signals).await?;
+    let (decision, score) = initial_status(state, &comment, &signals).await?;
     let admission = Admission {
         status: decision.status,
         reasons: Reasons(decision.reasons),
         moderated_by: decision.moderated_by,
         refuse_duplicate: true,
+        spam_score: score.as_ref().map(|score| score.probability),
+        spam_clues: score.map(clues_of).unwrap_or_default(),
     };
     let stored = match state.inserts.insert(comment, admission).await? {
         Inserted::Stored(comment) => comment,
@@ -104,12 +107,14 @@ pub async fn submit(
 /// The status a new comment starts with, and why: the moderation rules
 /// (`spam::decide`) over the comment, its form signals, the stored rules
 /// (from memory), whether its author is known (one indexed probe, in
-/// `known` mode only) and how long its form was shown.
+/// `known` mode only) and how long its form was shown; then the learning
+/// filter (`spam::filter::judge`) with the comment's score, which comes
+/// back too (`None` while the filter has learned nothing).
 async fn initial_status(
     state: &AppState,
     comment: &NewComment,
     signals: &FormSignals,
-) -> Result<Decision, CommentError> {
+) -> Result<(Decision, Option<Score>), CommentError> {
     let rules = moderation_rules(state).await?;
     let known_author = rules.moderation == ModerationMode::Known
         && state
@@ -133,7 +138,46 @@ async fn initial_status(
         known_author,
         min_form_age: state.min_form_age,
     };
-    Ok(spam::decide(&submission, &context))
+    let decision = spam::decide(&submission, &context);
+    // The in-process copy, never the store: a background task keeps it fresh.
+    let model = state.filter.current();
+    Ok(match filter_score(&model, comment) {
+        Some(score) => {
+            let decision = spam::filter::judge(decision, &score, model.is_ready(), state.filter_spam_at);
+            (decision, Some(score))
+        }
+        None => (decision, None),
+    })
+}
+
+/// The learning filter's score of a new comment, from the same fields its
+/// moderation will teach it (`store::learn_from_moderation!`); `None` while
+/// it has learned nothing at all (every score would be 0.5, saying nothing).
+fn filter_score(model: &Model, comment: &NewComment) -> Option<Score> {
+    if model.examples(Label::Spam) == 0 && model.examples(Label::Ham) == 0 {
+        return None;
+    }
+    let tokens = classifier::tokenize(&Document {
+        name: comment.name.as_str(),
+        email: comment.email.as_str(),
+        website: comment.website.as_ref().map(|website| website.as_str()),
+        body: comment.body.markdown(),
+    });
+    Some(model.score(&tokens))
+}
+
+/// A score's clues as the comment keeps them, probabilities to four places.
+fn clues_of(score: Score) -> SpamClues {
+    SpamClues(
+        score
+            .clues
+            .into_iter()
+            .map(|clue| SpamClue {
+                token: clue.token,
+                probability: (clue.probability * 10_000.0).round() / 10_000.0,
+            })
+            .collect(),
+    )
 }
 
 /// The moderation rules in force: the in-process copy, else the stored
@@ -202,9 +246,17 @@ pub async fn moderate(
 }
 
 /// What follows every status change, however it was made (the moderator
-/// API, a one-click link): the cache, the metrics and the log. `moderator`
-/// is what the log says about who did it.
+/// API, a one-click link, Akismet): the caches (the thread's, the learning
+/// filter's), the metrics and the log. `moderator` is what the log says
+/// about who did it.
 pub(crate) fn after_moderation(state: &AppState, moderated: &Moderated, moderator: &str) {
+    if let Some(learned) = &moderated.learned {
+        // This instance's next submission is scored with what was just
+        // learned; when another change came between (another instance's,
+        // or a concurrent one committed first), the background refresh
+        // reloads the model instead.
+        state.filter.apply(learned.version, &learned.change);
+    }
     if moderated.changed {
         let (id, status) = (moderated.comment.id, moderated.comment.status);
         // Before answering: the very next public read must show the change.

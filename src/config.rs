@@ -386,6 +386,13 @@ pub struct Config {
     /// tried three times, then the comment stays in the queue).
     #[arg(long, env = "MARGINALIA_AKISMET_TIMEOUT", default_value = "5", value_parser = parse_seconds)]
     pub akismet_timeout: Duration,
+
+    /// The learning spam filter's probability at or above which a new
+    /// comment goes to spam (reason `filter:0.997`), once the filter has
+    /// learned 50 moderator decisions of each kind; above 0.5 and at most 1.
+    /// `1` turns that off (scores are still computed and shown).
+    #[arg(long, env = "MARGINALIA_FILTER_SPAM_AT", default_value = "0.99", value_parser = parse_spam_at)]
+    pub filter_spam_at: f64,
 }
 
 impl Config {
@@ -645,6 +652,21 @@ fn parse_lang(value: &str) -> Result<Lang, String> {
         .map_err(|error| format!("MARGINALIA_LANG: {error}"))
 }
 
+/// `MARGINALIA_FILTER_SPAM_AT`: a probability above 0.5 (a lower one would
+/// call spam what the filter finds more likely ham) and at most 1 (off).
+fn parse_spam_at(value: &str) -> Result<f64, String> {
+    let threshold: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("MARGINALIA_FILTER_SPAM_AT: `{value}` is not a number"))?;
+    if !(threshold > 0.5 && threshold <= 1.0) {
+        return Err(format!(
+            "MARGINALIA_FILTER_SPAM_AT: must be above 0.5 and at most 1 (1 turns it off), not {value}"
+        ));
+    }
+    Ok(threshold)
+}
+
 fn parse_seconds(value: &str) -> Result<Duration, String> {
     value
         .trim()
@@ -873,6 +895,31 @@ mod tests {
             .render_long_help()
             .to_string();
         assert!(help.contains("MARGINALIA_MODERATION") && help.contains("MARGINALIA_MIN_FORM_SECONDS"));
+    }
+
+    #[test]
+    fn the_filter_threshold_defaults_to_0_99_and_must_be_above_one_half_and_at_most_one() {
+        assert_eq!(Config::default().filter_spam_at, 0.99);
+        for (given, expected) in [
+            ("0.995", 0.995),
+            ("1", 1.0),
+            (" 0.75 ", 0.75),
+            ("0.5000001", 0.5000001),
+        ] {
+            assert_eq!(parse_spam_at(given), Ok(expected), "{given}");
+        }
+        for refused in ["0.5", "0", "-1", "1.01", "2", "NaN", "inf", "", "high"] {
+            let error = parse_spam_at(refused).unwrap_err();
+            assert!(error.contains("MARGINALIA_FILTER_SPAM_AT"), "{refused}: {error}");
+        }
+        let cli = Cli::try_parse_from(["marginalia", "--filter-spam-at", "1"]).unwrap();
+        assert_eq!(cli.serve.filter_spam_at, 1.0);
+        let refused = Cli::try_parse_from(["marginalia", "--filter-spam-at", "0.4"]).unwrap_err();
+        assert!(refused.to_string().contains("at most 1"), "{refused}");
+        let help = <Cli as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("MARGINALIA_FILTER_SPAM_AT"));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::outbox;
 use crate::retention::{self, RetentionPolicy};
 use crate::routes;
 use crate::server::{self, ServerLimits};
-use crate::state::AppState;
+use crate::state::{AppState, FILTER_REFRESH};
 use crate::store::{Store, StoreChange, TokenInsertError};
 use crate::tasks::{CancellationToken, Supervisor};
 
@@ -140,6 +140,8 @@ impl App {
         } = self;
         let pruned = state.clone();
         tasks.spawn_until_cancelled("client pruner", prune_periodically(pruned));
+        let filtering = state.clone();
+        tasks.spawn_until_cancelled("filter refresher", refresh_filter_periodically(filtering));
         if let Store::Postgres(_) = state.store {
             let following = state.clone();
             tasks.spawn("change listener", |stop| follow_other_instances(following, stop));
@@ -160,6 +162,22 @@ async fn prune_periodically(state: Arc<AppState>) {
         interval.tick().await;
         state.submissions.prune().await;
         state.auth.prune();
+    }
+}
+
+/// Keeps this instance's copy of the learning filter's model true to what
+/// other instances' moderators taught it (and reloads it after a change of
+/// this instance's that could not be applied in place): every
+/// [`FILTER_REFRESH`], one indexed row is read, and the model only when its
+/// version differs. Off the request path, so a submission never waits for it.
+async fn refresh_filter_periodically(state: Arc<AppState>) {
+    let mut interval = tokio::time::interval(FILTER_REFRESH);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(error) = state.store.classifier_model(&state.filter).await {
+            tracing::warn!(error = %error, "could not refresh the learning spam filter; trying again later");
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 
 use crate::auth::Authenticator;
+use crate::classifier::ModelCache;
 use crate::config::{AkismetSettings, Config, Site};
 use crate::i18n::Lang;
 use crate::metrics::Metrics;
@@ -56,7 +57,19 @@ pub struct AppState {
     pub min_form_age: std::time::Duration,
     /// Akismet's key and address; `None`: no Akismet (`crate::akismet`).
     pub akismet: Option<AkismetSettings>,
+    /// The learning spam filter's model as this instance last read it.
+    /// Submissions read it without asking the store; this instance's own
+    /// moderations update it at once, and a background task (`startup`)
+    /// reloads it every [`FILTER_REFRESH`] when another instance changed it.
+    pub filter: ModelCache,
+    /// `MARGINALIA_FILTER_SPAM_AT`.
+    pub filter_spam_at: f64,
 }
+
+/// How often an instance asks whether the filter's stored model changed
+/// (one indexed row): what another instance's moderators taught it reaches
+/// this one's submissions within that delay.
+pub const FILTER_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl AppState {
     /// Refuses a configuration the state could not be built from, before
@@ -88,6 +101,11 @@ impl AppState {
             .link_secret()
             .await
             .context("reading the link-signing secret")?;
+        let filter = ModelCache::new(FILTER_REFRESH);
+        store
+            .classifier_model(&filter)
+            .await
+            .context("loading the learning spam filter")?;
         // SQLite has one writer and one instance per file. On PostgreSQL
         // other instances may change threads, so its cache waits until the
         // change listener is up.
@@ -128,6 +146,8 @@ impl AppState {
             close_after: (config.close_after_days > 0)
                 .then(|| time::Duration::days(i64::from(config.close_after_days))),
             akismet,
+            filter,
+            filter_spam_at: config.filter_spam_at,
         })
     }
 }

@@ -225,6 +225,7 @@ proptest! {
             lang: None,
             reasons: Default::default(),
             spam_score: None,
+            spam_clues: Default::default(),
         };
         let public = serde_json::to_string(&stored.to_public(false)).unwrap();
         // The body may quote the address itself; the point is the field.

@@ -57,6 +57,10 @@ pub struct ImportedComment {
     pub moderated_by: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The learning filter's score and clues where it was scored (our own
+    /// export); `None` and empty from other systems.
+    pub spam_score: Option<f64>,
+    pub spam_clues: SpamClues,
 }
 
 /// A stored comment with everything a moderator sees.
@@ -89,9 +93,15 @@ pub struct Comment {
     #[serde(default)]
     #[sqlx(try_from = "String")]
     pub reasons: Reasons,
-    /// The learning filter's spam probability; `None` until it scores.
+    /// The learning filter's spam probability; `None` when it did not
+    /// score the comment (it had learned nothing yet, or the comment came
+    /// from an import).
     #[serde(default)]
     pub spam_score: Option<f64>,
+    /// The tokens that weighed most in `spam_score` (moderators only).
+    #[serde(default)]
+    #[sqlx(try_from = "String")]
+    pub spam_clues: SpamClues,
 }
 
 /// The reasons of a comment: a JSON array of strings in the database, an
@@ -120,6 +130,38 @@ impl std::ops::Deref for Reasons {
 
     fn deref(&self) -> &[String] {
         &self.0
+    }
+}
+
+/// A token that weighed in a comment's spam score, with its own spam
+/// probability (near 1: says spam; near 0: says not spam), as the filter
+/// saw it when the comment arrived. Tokens are the filter's: words and word
+/// pairs of the body, `name:…`, `email:DOMAIN` (never the address itself),
+/// `site:…`, `url:…`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpamClue {
+    pub token: String,
+    pub probability: f64,
+}
+
+/// The clues of a comment, strongest first: a JSON array in the database
+/// and in the moderator API; empty when the comment was not scored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SpamClues(pub Vec<SpamClue>);
+
+impl SpamClues {
+    /// The stored form, a JSON array.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_else(|_| "[]".into())
+    }
+}
+
+impl TryFrom<String> for SpamClues {
+    type Error = serde_json::Error;
+
+    fn try_from(stored: String) -> Result<Self, Self::Error> {
+        serde_json::from_str(&stored).map(SpamClues)
     }
 }
 

@@ -16,7 +16,9 @@ mod thread_uri;
 mod website;
 
 pub use author_name::AuthorName;
-pub use comment::{Comment, CommentId, ImportedComment, NewComment, PublicComment, Reasons};
+pub use comment::{
+    Comment, CommentId, ImportedComment, NewComment, PublicComment, Reasons, SpamClue, SpamClues,
+};
 pub use comment_body::{
     CommentBody, MAX_BODY_CHARS, MAX_BODY_HTML_BYTES, MAX_BODY_NESTING, has_visible_text, nesting_depth,
     render, sanitize,

@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::xml::{self, XmlEvent, XmlFile};
 use super::{Body, ImportError, Sink, SourceRecord, uri_of_link};
-use crate::domain::Status;
+use crate::domain::{SpamClues, Status};
 
 const DISQUS_NAMESPACE: &str = "http://disqus.com";
 
@@ -259,6 +259,8 @@ async fn add_post(
         moderated_by: moderated.then(|| "import:disqus".to_owned()),
         ip: Some(post.ip),
         user_agent: None,
+        spam_score: None,
+        spam_clues: SpamClues::default(),
     })
     .await
 }

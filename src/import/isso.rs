@@ -12,7 +12,7 @@
 use time::OffsetDateTime;
 
 use super::{Body, ImportError, Sink, SourceRecord};
-use crate::domain::Status;
+use crate::domain::{SpamClues, Status};
 use crate::store::{IssoComment, IssoFile};
 
 /// Comments read per query.
@@ -87,6 +87,8 @@ async fn add_comment(comment: IssoComment, now: OffsetDateTime, sink: &mut Sink)
         moderated_by: moderated.then(|| "import:isso".to_owned()),
         ip: comment.remote_addr,
         user_agent: None,
+        spam_score: None,
+        spam_clues: SpamClues::default(),
     })
     .await
 }

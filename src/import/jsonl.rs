@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::export::{FORMAT_NAME, Header, SCHEMA_VERSION};
 use super::{Body, ImportError, Sink, SourceRecord};
-use crate::domain::Status;
+use crate::domain::{SpamClues, Status};
 
 /// The longest line read: a comment is at most 10,000 characters of
 /// Markdown and 64 KiB of HTML.
@@ -40,6 +40,10 @@ struct Record {
     ip: Option<String>,
     user_agent: Option<String>,
     source_id: Option<String>,
+    #[serde(default)]
+    spam_score: Option<f64>,
+    #[serde(default)]
+    spam_clues: SpamClues,
 }
 
 pub async fn read(path: &std::path::Path, sink: &mut Sink) -> Result<(), ImportError> {
@@ -119,6 +123,8 @@ pub async fn read(path: &std::path::Path, sink: &mut Sink) -> Result<(), ImportE
             moderated_by: record.moderated_by,
             ip: record.ip,
             user_agent: record.user_agent,
+            spam_score: record.spam_score,
+            spam_clues: record.spam_clues,
         })
         .await?;
         if number.is_multiple_of(1000) {

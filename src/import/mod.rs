@@ -36,7 +36,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use time::OffsetDateTime;
 
 use crate::comments;
-use crate::domain::{AuthorName, CommentBody, Email, ImportedComment, Status, ThreadUri, Website};
+use crate::domain::{AuthorName, CommentBody, Email, ImportedComment, SpamClues, Status, ThreadUri, Website};
 use crate::store::{IMPORT_BATCH, ImportSession, Store};
 
 pub use crate::config::{ImportFormat as Format, UriFrom};
@@ -96,6 +96,9 @@ pub struct SourceRecord {
     pub moderated_by: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The learning filter's score and clues, in our own export only.
+    pub spam_score: Option<f64>,
+    pub spam_clues: SpamClues,
 }
 
 /// A comment's text as its source keeps it.
@@ -247,6 +250,9 @@ impl SourceRecord {
             moderated_by,
             ip,
             user_agent,
+            // A score that is no probability is not one.
+            spam_score: self.spam_score.filter(|score| (0.0..=1.0).contains(score)),
+            spam_clues: self.spam_clues,
         })
     }
 }

@@ -10,7 +10,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::xml::{self, XmlEvent, XmlFile};
 use super::{Body, ImportError, Sink, SourceRecord, UriFrom, uri_of_link};
-use crate::domain::Status;
+use crate::domain::{SpamClues, Status};
 
 /// True for the namespace of WXR's own elements, in any version and with
 /// either scheme (`http://wordpress.org/export/1.2/`), and not for its
@@ -326,6 +326,8 @@ async fn add_item(
             moderated_by: moderated.then(|| "import:wxr".to_owned()),
             ip: Some(comment.ip),
             user_agent: None,
+            spam_score: None,
+            spam_clues: SpamClues::default(),
         })
         .await?;
     }

@@ -9,19 +9,21 @@
 //! The use case `comments::submit` gathers the context (the stored rules,
 //! whether the author is known, the form token's age) and stores the decision.
 //!
-//! Later steps join here: Akismet and the learning filter add reasons after
-//! the comment is stored (`reasons`, `spam_score` on the comment) and are not
-//! part of this pure pipeline, which runs on the request path and must stay
-//! cheap (in-memory checks only).
+//! Akismet joins after the comment is stored (its reasons are added then) and
+//! is not part of this pure pipeline, which runs on the request path and must
+//! stay cheap (in-memory checks only). The learning filter does run on the
+//! request path, over the in-process copy of its model: [`filter::judge`]
+//! takes the rules' decision and the comment's score (see `comments::submit`).
 //!
 //! Also here: the moderation rules' shape and validation ([`ModerationRules`]),
 //! the in-process copy of them ([`RulesCache`]), and the signed form token
 //! that tells how long a form was shown ([`form_token`]).
 //!
-//! Depends on `domain` (the submission) and `notify::links` (the service's
-//! signing key) only.
+//! Depends on `domain` (the submission), `classifier` (the filter's score) and
+//! `notify::links` (the service's signing key) only.
 
 mod cache;
+pub mod filter;
 pub mod form_token;
 pub mod rules;
 

@@ -108,7 +108,8 @@ impl Store {
             } else {
                 let mut sql = QueryBuilder::new(
                     "INSERT INTO comments (uri, parent_id, name, email, website, body, body_html, status, \
-                     created_at, ip, user_agent, lang, reasons, moderated_by, moderated_at, dedup_key) ",
+                     created_at, ip, user_agent, lang, reasons, moderated_by, moderated_at, dedup_key, \
+                     spam_score, spam_clues) ",
                 );
                 sql.push_values(accepted, |mut row, &(comment, admission)| {
                     let status = admission.status;
@@ -127,7 +128,9 @@ impl Store {
                         .push_bind(admission.reasons.to_json())
                         .push_bind(admission.moderated_by.as_deref())
                         .push_bind(admission.moderated_by.as_ref().map(|_| now))
-                        .push_bind(admission.refuse_duplicate.then(|| duplicate_key(comment)));
+                        .push_bind(admission.refuse_duplicate.then(|| duplicate_key(comment)))
+                        .push_bind(admission.spam_score)
+                        .push_bind(admission.spam_clues.to_json());
                 });
                 sql.push(concat!(
                     " ON CONFLICT (dedup_key) DO NOTHING RETURNING ",

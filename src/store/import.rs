@@ -193,7 +193,7 @@ impl ImportSession {
         let rows: Vec<(String, String)> = in_import!(&mut self.transaction, |_backend, connection| {
             let mut sql = QueryBuilder::new(
                 "INSERT INTO comments (uri, name, email, website, body, body_html, status, created_at, \
-                 moderated_at, moderated_by, ip, user_agent, source_id) ",
+                 moderated_at, moderated_by, ip, user_agent, source_id, spam_score, spam_clues) ",
             );
             sql.push_values(comments, |mut row, comment| {
                 row.push_bind(comment.uri.as_str())
@@ -209,7 +209,9 @@ impl ImportSession {
                     .push_bind(comment.moderated_by.as_deref())
                     .push_bind(comment.ip.as_deref())
                     .push_bind(comment.user_agent.as_deref())
-                    .push_bind(comment.source_id.as_str());
+                    .push_bind(comment.source_id.as_str())
+                    .push_bind(comment.spam_score)
+                    .push_bind(comment.spam_clues.to_json());
             });
             sql.push(" ON CONFLICT (source_id) DO NOTHING RETURNING status, uri");
             let rows = sql

@@ -88,7 +88,7 @@ macro_rules! in_transaction {
 macro_rules! comment_columns {
     () => {
         "id, uri, parent_id, name, email, website, body, body_html, status, created_at, \
-         moderated_at, moderated_by, ip, user_agent, lang, reasons, spam_score"
+         moderated_at, moderated_by, ip, user_agent, lang, reasons, spam_score, spam_clues"
     };
 }
 
@@ -146,13 +146,51 @@ macro_rules! queue_akismet_feedback {
     }};
 }
 
+/// Teaches the learning filter a person's decision on `$comment` (a
+/// [`Comment`] as just updated) in the transaction of `$connection`:
+/// approved is a ham example, spam a spam example, and back to the queue or
+/// rejected forgets the comment's example (a rejected comment is off-topic
+/// or rude as often as it is spam). A changed decision moves the example.
+/// Automatic decisions (`auto:…`) teach nothing: the filter learns from
+/// people, not from itself or the rules. Evaluates to `Option<Learned>`.
+macro_rules! learn_from_moderation {
+    ($connection:ident, $comment:expr, $moderator:expr, $now:expr) => {{
+        let (comment, moderator): (&$crate::domain::Comment, &str) = ($comment, $moderator);
+        if moderator.starts_with("auto:") {
+            None
+        } else {
+            let label = match comment.status {
+                $crate::domain::Status::Approved => Some($crate::classifier::Label::Ham),
+                $crate::domain::Status::Spam => Some($crate::classifier::Label::Spam),
+                $crate::domain::Status::Pending | $crate::domain::Status::Rejected => None,
+            };
+            let tokens = match label {
+                Some(_) => $crate::classifier::tokenize(&$crate::classifier::Document {
+                    name: &comment.name,
+                    email: &comment.email,
+                    website: comment.website.as_deref(),
+                    body: &comment.body,
+                }),
+                None => Vec::new(),
+            };
+            learn_in_transaction!(
+                $connection,
+                comment.id,
+                label.map(|label| (label, tokens.as_slice())),
+                $now
+            )
+        }
+    }};
+}
+
 /// Sets a comment's status inside the transaction of `$connection`, as every
-/// moderation does: records who and when, announces the thread's change and
-/// records the notification event, all or nothing with the transaction.
-/// Shared by `Store::set_status` and moderation by one-click link, so that
-/// no way of moderating can forget the event. Evaluates to
-/// `Option<Moderated>`: `None` for an unknown id; `changed: false` (and
-/// nothing written) when the comment already had `$status`.
+/// moderation does: records who and when, announces the thread's change,
+/// records the notification event and teaches the learning filter, all or
+/// nothing with the transaction. Shared by `Store::set_status`, moderation
+/// by one-click link and Akismet's verdict, so that no way of moderating can
+/// forget the event or the filter. Evaluates to `Option<Moderated>`: `None`
+/// for an unknown id; `changed: false` (and nothing written) when the
+/// comment already had `$status`.
 macro_rules! set_status_in_transaction {
     ($backend:ident, $connection:ident, $id:expr, $status:expr, $moderator:expr, $now:expr) => {{
         let (id, status, moderator, now): ($crate::domain::CommentId, $crate::domain::Status, &str, _) =
@@ -179,9 +217,11 @@ macro_rules! set_status_in_transaction {
                     now
                 );
                 queue_akismet_feedback!($connection, comment.id, status, moderator, now);
+                let learned = learn_from_moderation!($connection, &comment, moderator, now);
                 Some($crate::store::Moderated {
                     comment,
                     changed: true,
+                    learned,
                 })
             }
             None => sqlx::query_as::<_, $crate::domain::Comment>(concat!(
@@ -195,15 +235,19 @@ macro_rules! set_status_in_transaction {
             .map(|comment| $crate::store::Moderated {
                 comment,
                 changed: false,
+                learned: None,
             }),
         }
     }};
 }
 
-mod akismet;
-mod batch;
+// First: its `learn_in_transaction!` is expanded by the moderations of the
+// modules below (a macro is visible only after its definition).
 #[macro_use]
 mod classifier;
+
+mod akismet;
+mod batch;
 mod comments;
 mod feeds;
 mod import;
@@ -223,7 +267,7 @@ use std::collections::HashMap;
 
 use time::OffsetDateTime;
 
-use crate::domain::{Comment, CommentId, NewComment, PublicComment, Reasons, Status, ThreadUri};
+use crate::domain::{Comment, CommentId, NewComment, PublicComment, Reasons, SpamClues, Status, ThreadUri};
 
 pub use akismet::{AkismetCheck, AkismetRecord, AkismetVerdict};
 pub use batch::{InsertBatcher, Writing};
@@ -347,6 +391,9 @@ pub struct Moderated {
     pub comment: Comment,
     /// False when the comment already had that status (a harmless repeat).
     pub changed: bool,
+    /// What the learning filter learned from it (a person's decision that
+    /// changed the comment's example), for this instance's copy of the model.
+    pub learned: Option<Learned>,
 }
 
 /// A moderator token as listed by `marginalia token list` (never its value).
@@ -501,7 +548,7 @@ fn parent_is_valid(comment: &NewComment, approved_parents: &HashMap<CommentId, S
 }
 
 /// How a new comment is to be stored: what the moderation rules decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Admission {
     pub status: Status,
     pub reasons: Reasons,
@@ -512,16 +559,23 @@ pub struct Admission {
     /// the same body on the same uri ([`Inserted::Duplicate`]). Submissions
     /// ask for it; the store's plain inserts (benchmark seeding) do not.
     pub refuse_duplicate: bool,
+    /// The learning filter's score and the tokens that weighed most;
+    /// `None` when it did not score the comment.
+    pub spam_score: Option<f64>,
+    pub spam_clues: SpamClues,
 }
 
 impl Admission {
-    /// A status and nothing else: no reasons, no moderator, duplicates allowed.
+    /// A status and nothing else: no reasons, no moderator, duplicates
+    /// allowed, no score.
     pub fn plain(status: Status) -> Self {
         Self {
             status,
             reasons: Reasons::default(),
             moderated_by: None,
             refuse_duplicate: false,
+            spam_score: None,
+            spam_clues: SpamClues::default(),
         }
     }
 }

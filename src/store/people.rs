@@ -95,9 +95,20 @@ impl Store {
             let mut erased = ErasedRecords::default();
             match mode {
                 ErasureMode::Anonymize => {
+                    // The learning filter's example of each comment lists its
+                    // tokens, the name's words and the email's domain among
+                    // them: it goes (what the filter counted stays, without
+                    // a link to anyone), and so do the clues shown with the score.
+                    sqlx::query(
+                        "DELETE FROM classifier_examples WHERE comment_id IN \
+                         (SELECT id FROM comments WHERE LOWER(email) = LOWER($1))",
+                    )
+                    .bind(email)
+                    .execute(&mut *connection)
+                    .await?;
                     let touched: Vec<(String,)> = sqlx::query_as(
                         "UPDATE comments SET name = $2, email = '', website = NULL, ip = NULL, \
-                         user_agent = NULL, moderated_by = $3, moderated_at = $4 \
+                         user_agent = NULL, moderated_by = $3, moderated_at = $4, spam_clues = '[]' \
                          WHERE LOWER(email) = LOWER($1) RETURNING uri",
                     )
                     .bind(email)

@@ -139,6 +139,9 @@ fn markdown_soup() -> impl Strategy<Value = String> {
         Just("| a | b |\n|---|---|\n| c | d |".to_owned()),
         Just("[^1]".to_owned()),
         Just("\u{a0}".to_owned()),
+        Just("\u{feff}".to_owned()),
+        Just("\0".to_owned()),
+        Just("\r".to_owned()),
         "[a-z ]{0,8}",
         "[^<]{0,6}",
     ];

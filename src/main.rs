@@ -15,8 +15,33 @@ use marginalia::startup::App;
 use marginalia::store::{ErasureMode, Store, TokenInsertError};
 use marginalia::telemetry;
 
+fn main() -> anyhow::Result<()> {
+    // Before the runtime starts any thread: arenas are created per thread.
+    limit_malloc_arenas();
+    run()
+}
+
+/// glibc's malloc arenas, at most, unless the operator set `MALLOC_ARENA_MAX`.
+/// glibc's default is eight per core, and with the runtime's workers and one
+/// SQLite thread per pooled connection each burst spread its garbage over a
+/// dozen arenas: peak RSS after a 256-connection write burst went from 60–69
+/// MiB to 53 MiB with two (BENCHMARKS.md, "Issue #14: the submission path").
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    const MALLOC_ARENAS: libc::c_int = 2;
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a malloc tunable; called before any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None => serve(cli.serve).await,

@@ -56,6 +56,8 @@ pub struct AppState {
     pub min_form_age: std::time::Duration,
     /// Akismet's key and address; `None`: no Akismet (`crate::akismet`).
     pub akismet: Option<AkismetSettings>,
+    /// `MARGINALIA_ACCESS_LOG` and `MARGINALIA_SLOW_REQUEST_MS`.
+    pub access_log: crate::telemetry::AccessLogSettings,
 }
 
 impl AppState {
@@ -128,6 +130,10 @@ impl AppState {
             close_after: (config.close_after_days > 0)
                 .then(|| time::Duration::days(i64::from(config.close_after_days))),
             akismet,
+            access_log: crate::telemetry::AccessLogSettings {
+                mode: config.access_log,
+                slow: std::time::Duration::from_millis(config.slow_request_ms),
+            },
         })
     }
 }

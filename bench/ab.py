@@ -35,7 +35,8 @@ Scenarios (`--scenarios`, comma list):
 
 Writes bench/out/ab-PAIR.csv (one row per backend and scenario: medians,
 ratio median/min/max, p99 ratio, load average) and bench/out/ab-PAIR-rounds.csv
-(every round). Environment: BENCH_WRK (default "-t2 -c32"), BENCH_PG_URL
+(every round), and bench/out/ab-PAIR.png (bench/plot.py --ab) when matplotlib
+is installed. Environment: BENCH_WRK (default "-t2 -c32"), BENCH_PG_URL
 (default postgres://postgres@127.0.0.1:5432).
 """
 
@@ -454,6 +455,13 @@ class AB:
             self.drop_databases()
             shutil.rmtree(self.tmp, ignore_errors=True)
         self.report()
+        plot = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "plot.py"), "--ab", str(OUT / f"ab-{self.pair}.csv"),
+             str(OUT / f"ab-{self.pair}.png")],
+            capture_output=True, text=True,
+        )
+        if plot.returncode != 0:
+            log("no plot (is matplotlib installed?)")
 
 
 def main():

@@ -88,8 +88,9 @@ impl AccessLevel {
 
 /// Writes one access line, in the layout of the subscriber's other lines:
 /// `2026-12-02T10:21:39.038613Z  INFO request method="GET" route="/api/comments" status=200 latency_us=5314`.
-/// `method` and `route` are the service's own bounded strings (a method
-/// name, a route template), never anything a client chose.
+/// `route` is a route template, never a path or query; `method` is what
+/// hyper parsed, an HTTP token (no spaces, quotes or line breaks), so
+/// neither can forge a line.
 pub fn access_line(level: AccessLevel, method: &str, route: &str, status: u16, latency_us: u64) {
     let Some(pending) = ACCESS.get() else {
         match level {

@@ -112,7 +112,7 @@ def http(method, url, body=None, headers=None, timeout=10):
 class Server:
     """One marginalia process on loopback."""
 
-    def __init__(self, name, database_url, workdir, env=None):
+    def __init__(self, name, database_url, workdir, env=None, binary=SERVICE):
         self.name = name
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -127,7 +127,7 @@ class Server:
         # Logs at the default level (info, one line per request) go to a file,
         # as they would under systemd or Docker.
         self.process = subprocess.Popen(
-            [str(SERVICE), "serve"], env=full_env, cwd=workdir, stdout=self.log_file, stderr=self.log_file
+            [str(binary), "serve"], env=full_env, cwd=workdir, stdout=self.log_file, stderr=self.log_file
         )
         self.startup_ms = self.wait_healthy()
 
@@ -459,7 +459,9 @@ class Bench:
         before = self.count_bench_writes(backend, database_url)
         connections = next((o[2:] for o in (options or self.wrk_options) if o.startswith("-c")), "?")
         row = self.measure(
-            scenario, backend, [server.pid], server.base + "/api/comments", "write.lua", env={"BENCH_THREADS": "1000"},
+            scenario, backend, [server.pid], server.base + "/api/comments", "write.lua",
+            # A counter range per run: the second run on this database would otherwise repeat the first's comments.
+            env={"BENCH_THREADS": "1000", "BENCH_COUNTER_START": str(len(self.rows) * 1_000_000)},
             options=options, note=f"distinct comments, rate limit raised, {connections} connections",
         )
         stored = self.count_bench_writes(backend, database_url) - before

@@ -245,6 +245,18 @@ pub struct Config {
     #[arg(long, env = "MARGINALIA_LOG")]
     pub log: Option<String>,
 
+    /// Which requests get an access-log line: `errors` (only 5xx answers
+    /// and slow requests, at `warn`), or `all` (every other request too, at
+    /// `info`). A proxy in front usually logs every request already; the
+    /// line costs a cached read a sizeable share of its time (BENCHMARKS.md).
+    #[arg(long, env = "MARGINALIA_ACCESS_LOG", value_enum, default_value = "errors")]
+    pub access_log: crate::telemetry::AccessLog,
+
+    /// Milliseconds from a request's headers to its answer past which it is
+    /// logged as slow (at `warn`), whatever `--access-log` says.
+    #[arg(long, env = "MARGINALIA_SLOW_REQUEST_MS", default_value = "1000")]
+    pub slow_request_ms: u64,
+
     /// Bytes of memory for the cache of serialized public threads; 0 turns it off.
     #[arg(long, env = "MARGINALIA_THREAD_CACHE_BYTES", default_value = "16777216")]
     pub thread_cache_bytes: usize,

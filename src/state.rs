@@ -64,6 +64,8 @@ pub struct AppState {
     pub filter: ModelCache,
     /// `MARGINALIA_FILTER_SPAM_AT`.
     pub filter_spam_at: f64,
+    /// `MARGINALIA_ACCESS_LOG` and `MARGINALIA_SLOW_REQUEST_MS`.
+    pub access_log: crate::telemetry::AccessLogSettings,
 }
 
 /// How often an instance asks whether the filter's stored model changed
@@ -148,6 +150,10 @@ impl AppState {
             akismet,
             filter,
             filter_spam_at: config.filter_spam_at,
+            access_log: crate::telemetry::AccessLogSettings {
+                mode: config.access_log,
+                slow: std::time::Duration::from_millis(config.slow_request_ms),
+            },
         })
     }
 }

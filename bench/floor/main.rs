@@ -6,6 +6,9 @@
 //! the body, cut to 16 bytes, as `src/routes/public.rs` computes it) and the
 //! same `If-None-Match` → `304` behaviour. No database, no logging, no
 //! middleware: every figure of the service is reported as a ratio to this one.
+//! `POST /api/comments` reads the body (up to 128 KiB, as the service allows)
+//! and answers `202` with a small fixed JSON body at once: the floor of a
+//! submission (issue #14's interleaved A/B, `bench/ab.py`).
 //!
 //! ```text
 //! cargo run --release --example floor -- --bind 127.0.0.1:3999 --body-file bench/out/thread.json
@@ -22,6 +25,9 @@ use warp::Filter;
 use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG};
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
+
+/// What the floor answers to a submission (the shape of the service's 202).
+const SUBMITTED: &[u8] = br#"{"id":1,"status":"pending","message":"Your comment is awaiting moderation."}"#;
 
 #[derive(Debug, Parser)]
 #[command(about = "A minimal warp server serving one thread's bytes from memory (the benchmark floor).")]
@@ -69,6 +75,20 @@ async fn main() -> anyhow::Result<()> {
                 .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             response
         });
+
+    let submit = warp::path!("api" / "comments")
+        .and(warp::post())
+        .and(warp::body::content_length_limit(128 * 1024))
+        .and(warp::body::bytes())
+        .map(|_body: Bytes| {
+            let mut response = Response::new(Bytes::from_static(SUBMITTED).into());
+            *response.status_mut() = StatusCode::ACCEPTED;
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        });
+    let route = route.or(submit);
 
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await

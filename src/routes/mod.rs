@@ -39,10 +39,12 @@ use warp::{Filter, log::Info};
 use crate::comments::CommentError;
 use crate::error::{ApiError, handle_rejection};
 use crate::state::AppState;
+use crate::telemetry::{self, AccessLevel, AccessLog};
 
 /// All routes, with JSON errors, security headers, request logs and metrics.
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let metrics_state = state.clone();
+    let access = state.access_log;
     let log = warp::log::custom(move |info: Info<'_>| {
         let route = route_label(info.path());
         let status = info.status().as_u16();
@@ -50,15 +52,29 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         metrics_state
             .metrics
             .observe_request(info.method(), route, status, elapsed.as_secs_f64());
+        // Failures and slow requests always tell the operator; every other
+        // request only with `MARGINALIA_ACCESS_LOG=all`. The level check is
+        // `tracing`'s (so `MARGINALIA_LOG=warn` still silences the `info`
+        // lines); the line itself is formatted by `telemetry`, not `tracing`.
+        let level = if status >= 500 || elapsed >= access.slow {
+            if !tracing::enabled!(tracing::Level::WARN) {
+                return;
+            }
+            AccessLevel::Warn
+        } else if access.mode == AccessLog::All && tracing::enabled!(tracing::Level::INFO) {
+            AccessLevel::Info
+        } else {
+            return;
+        };
         // The route template, not the path or query: bounded, and free of
         // anything a client chose (emails, tokens and bodies never appear);
         // ids of admin actions are logged by their handlers.
-        tracing::info!(
-            method = info.method().as_str(),
+        telemetry::access_line(
+            level,
+            info.method().as_str(),
             route,
             status,
-            latency_us = elapsed.as_micros() as u64,
-            "request"
+            elapsed.as_micros() as u64,
         );
     });
 

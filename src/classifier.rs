@@ -309,6 +309,10 @@ const BARE_LINK_TLDS: [&str; 28] = [
 /// text: `http(s)://host…`, `www.host…`, or a bare `name.tld` with one of
 /// [`BARE_LINK_TLDS`] (any letters would take "song.love" for a link).
 fn link_host(chunk: &str) -> Option<String> {
+    // Every kind of link below needs a dot; most chunks are plain words.
+    if !chunk.contains('.') {
+        return None;
+    }
     if let Some(start) = chunk.find("http://").or_else(|| chunk.find("https://")) {
         return host_of(&chunk[start..]);
     }

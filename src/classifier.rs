@@ -47,9 +47,14 @@
 //! `linfa-bayes`) neither untrain an example nor combine evidence this way,
 //! and the whole model is the two hundred lines below.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+use foldhash::fast::{FixedState, RandomState};
+use hashbrown::HashTable;
 
 /// Examples of each kind the model needs before it may send comments to spam
 /// on its own (scores are computed, and shown, before that).
@@ -122,54 +127,106 @@ pub struct Document<'a> {
 /// - `name:word` for the author's name, `email:domain`, and the website's
 ///   `site:host`/`site:domain`.
 pub fn tokenize(document: &Document<'_>) -> Vec<String> {
+    // One pass that builds each token in a reused buffer and allocates it
+    // only when it is new; the `#[cfg(test)]` reference below is the plain
+    // version, and the tests check that both give the same tokens.
     let mut tokens = Tokens::default();
     for word in words(document.name) {
-        tokens.push(format!("name:{word}"));
+        tokens.push(|buf| {
+            buf.push_str("name:");
+            word.lowercase_into(buf);
+        });
     }
     if let Some((_, domain)) = document.email.rsplit_once('@') {
         let domain = domain.trim().to_lowercase();
         if !domain.is_empty() {
-            tokens.push(format!("email:{domain}"));
+            tokens.push(|buf| {
+                buf.push_str("email:");
+                buf.push_str(&domain);
+            });
         }
     }
     if let Some(website) = document.website
         && let Some(host) = host_of(&website.to_lowercase())
     {
-        tokens.push("has:website".into());
+        tokens.push(|buf| buf.push_str("has:website"));
         push_host(&mut tokens, "site", &host);
     }
     let body = document.body.to_lowercase();
-    let mut body_words = Vec::new();
-    for chunk in body.split(|c: char| c.is_whitespace() || "<>\"()[]{}|".contains(c)) {
+    // The body's words, for the pairs: borrowed from the lowercased body
+    // unless lowercasing a word again changes it (non-ASCII) or it is long.
+    let mut body_words: Vec<Cow<'_, str>> = Vec::new();
+    for chunk in body.split(|c: char| {
+        c.is_whitespace() || matches!(c, '<' | '>' | '"' | '(' | ')' | '[' | ']' | '{' | '}' | '|')
+    }) {
+        if tokens.is_full() {
+            // Nothing more would be kept.
+            return tokens.into_vec();
+        }
         if let Some(host) = link_host(chunk) {
-            tokens.push("has:url".into());
+            tokens.push(|buf| buf.push_str("has:url"));
             push_host(&mut tokens, "url", &host);
         }
         for word in words(chunk) {
-            body_words.push(word.clone());
-            tokens.push(word);
+            let word = match word {
+                Word::Text(text) if text.is_ascii() => Cow::Borrowed(text),
+                Word::Text(text) => Cow::Owned(text.to_lowercase()),
+                Word::Long(length) => Cow::Owned(format!("long:{length}")),
+            };
+            tokens.push(|buf| buf.push_str(&word));
+            body_words.push(word);
         }
     }
     // Pairs of adjacent words ("check out", "my channel") after the words,
     // so a long body keeps all its words first.
     for pair in body_words.windows(2) {
-        tokens.push(format!("{} {}", pair[0], pair[1]));
+        if tokens.is_full() {
+            break;
+        }
+        tokens.push(|buf| {
+            buf.push_str(&pair[0]);
+            buf.push(' ');
+            buf.push_str(&pair[1]);
+        });
     }
     tokens.into_vec()
 }
 
-/// Distinct tokens in order of first appearance, bounded.
+/// Distinct tokens in order of first appearance, bounded. The table holds
+/// indexes into `order`, so each token is allocated once, and only when new.
 #[derive(Default)]
 struct Tokens {
-    seen: HashSet<String>,
     order: Vec<String>,
+    seen: HashTable<u32>,
+    hasher: FixedState,
+    buf: String,
 }
 
 impl Tokens {
-    fn push(&mut self, token: String) {
-        if self.order.len() < MAX_TOKENS && !self.seen.contains(&token) {
-            self.seen.insert(token.clone());
-            self.order.push(token);
+    fn is_full(&self) -> bool {
+        self.order.len() >= MAX_TOKENS
+    }
+
+    /// Adds the token that `build` writes (into an empty buffer), unless it
+    /// is already there or there are [`MAX_TOKENS`] already.
+    fn push(&mut self, build: impl FnOnce(&mut String)) {
+        if self.is_full() {
+            return;
+        }
+        self.buf.clear();
+        build(&mut self.buf);
+        let Tokens {
+            order,
+            seen,
+            hasher,
+            buf,
+        } = self;
+        let hash = hasher.hash_one(buf.as_str());
+        if seen.find(hash, |&i| order[i as usize] == *buf).is_none() {
+            seen.insert_unique(hash, order.len() as u32, |&i| {
+                hasher.hash_one(order[i as usize].as_str())
+            });
+            order.push(buf.clone());
         }
     }
 
@@ -178,18 +235,45 @@ impl Tokens {
     }
 }
 
-/// The words of lowercased `text` (see [`tokenize`]); single characters
-/// are dropped, over-long words become `long:N`.
-fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+/// A word of [`words`]: its text as written, or only its length in
+/// characters (rounded down to tens) when it is over-long.
+enum Word<'a> {
+    Text(&'a str),
+    Long(usize),
+}
+
+impl Word<'_> {
+    /// Writes the word lowercased, or `long:N`.
+    fn lowercase_into(&self, buf: &mut String) {
+        match self {
+            Word::Text(text) if text.is_ascii() => {
+                buf.extend(text.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+            }
+            Word::Text(text) => buf.push_str(&text.to_lowercase()),
+            Word::Long(length) => {
+                use std::fmt::Write as _;
+                let _ = write!(buf, "long:{length}");
+            }
+        }
+    }
+}
+
+/// The words of `text` (see [`tokenize`]); single characters are dropped,
+/// over-long words become [`Word::Long`].
+fn words(text: &str) -> impl Iterator<Item = Word<'_>> + '_ {
     text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '$' || c == '-'))
         .map(|word| word.trim_matches(|c| c == '\'' || c == '-'))
         .filter(|word| word.chars().nth(1).is_some())
         .map(|word| {
-            let length = word.chars().count();
-            if length > MAX_WORD_CHARS {
-                format!("long:{}", length / 10 * 10)
+            let length = if word.is_ascii() {
+                word.len()
             } else {
-                word.to_lowercase()
+                word.chars().count()
+            };
+            if length > MAX_WORD_CHARS {
+                Word::Long(length / 10 * 10)
+            } else {
+                Word::Text(word)
             }
         })
 }
@@ -198,10 +282,19 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 /// that differs.
 fn push_host(tokens: &mut Tokens, prefix: &str, host: &str) {
     let host = host.strip_prefix("www.").unwrap_or(host);
-    tokens.push(format!("{prefix}:{host}"));
-    let labels: Vec<&str> = host.rsplitn(3, '.').collect();
-    if labels.len() == 3 {
-        tokens.push(format!("{prefix}:{}.{}", labels[1], labels[0]));
+    fn with_prefix<'a>(prefix: &'a str, text: &'a str) -> impl FnOnce(&mut String) + 'a {
+        move |buf| {
+            buf.push_str(prefix);
+            buf.push(':');
+            buf.push_str(text);
+        }
+    }
+    tokens.push(with_prefix(prefix, host));
+    let mut labels = host.rsplitn(3, '.');
+    if let (Some(last), Some(second), Some(_)) = (labels.next(), labels.next(), labels.next()) {
+        // The last two labels, as written in `host`.
+        let domain = &host[host.len() - last.len() - second.len() - 1..];
+        tokens.push(with_prefix(prefix, domain));
     }
 }
 
@@ -216,6 +309,10 @@ const BARE_LINK_TLDS: [&str; 28] = [
 /// text: `http(s)://host…`, `www.host…`, or a bare `name.tld` with one of
 /// [`BARE_LINK_TLDS`] (any letters would take "song.love" for a link).
 fn link_host(chunk: &str) -> Option<String> {
+    // Every kind of link below needs a dot; most chunks are plain words.
+    if !chunk.contains('.') {
+        return None;
+    }
     if let Some(start) = chunk.find("http://").or_else(|| chunk.find("https://")) {
         return host_of(&chunk[start..]);
     }
@@ -297,7 +394,9 @@ impl ExampleChange {
 /// The counts the filter learned: per token, and examples per kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Model {
-    tokens: HashMap<String, TokenCounts>,
+    /// foldhash rather than SipHash: several times faster on short tokens,
+    /// and still seeded per map (tokens come from commenters).
+    tokens: HashMap<String, TokenCounts, RandomState>,
     spam_examples: u64,
     ham_examples: u64,
 }
@@ -404,29 +503,31 @@ impl Model {
     /// Scores a comment's tokens (see the module header). A comment with no
     /// telling token scores 0.5.
     pub fn score(&self, tokens: &[String]) -> Score {
-        let mut clues: Vec<Clue> = tokens
+        let mut clues: Vec<(&str, f64)> = tokens
             .iter()
-            .collect::<HashSet<_>>()
-            .into_iter()
             .filter_map(|token| {
                 let probability = self.token_probability(token)?;
-                ((probability - 0.5).abs() >= MIN_STRENGTH).then(|| Clue {
-                    token: token.clone(),
-                    probability,
-                })
+                ((probability - 0.5).abs() >= MIN_STRENGTH).then_some((token.as_str(), probability))
             })
             .collect();
         // Strongest first; ties by token, so the result never depends on
-        // the order of the input or of a hash map.
+        // the order of the input or of a hash map. A token given twice is
+        // then next to itself, and counts once.
         clues.sort_by(|a, b| {
-            let strength = |clue: &Clue| (clue.probability - 0.5).abs();
-            strength(b)
-                .total_cmp(&strength(a))
-                .then_with(|| a.token.cmp(&b.token))
+            let strength = |clue: &(&str, f64)| (clue.1 - 0.5).abs();
+            strength(b).total_cmp(&strength(a)).then_with(|| a.0.cmp(b.0))
         });
+        clues.dedup_by(|a, b| a.0 == b.0);
         clues.truncate(MAX_CLUES);
-        let probability = fisher_combined(clues.iter().map(|clue| clue.probability));
-        clues.truncate(TOP_CLUES);
+        let probability = fisher_combined(clues.iter().map(|clue| clue.1));
+        let clues = clues
+            .iter()
+            .take(TOP_CLUES)
+            .map(|&(token, probability)| Clue {
+                token: token.to_owned(),
+                probability,
+            })
+            .collect();
         Score { probability, clues }
     }
 }
@@ -576,6 +677,165 @@ impl ModelCache {
     /// The cached model, however long ago it was checked.
     pub fn current(&self) -> Arc<Model> {
         self.read().model.clone()
+    }
+}
+
+/// The tokenizer and scorer as first written (a `String` per token and per
+/// pair, a SipHash set, the body lowercased then each word again), kept as
+/// the reference the faster ones must match exactly: tokens are stored per
+/// example, and the figures in BENCHMARKS.md depend on them.
+#[cfg(test)]
+mod reference {
+    use std::collections::HashSet;
+
+    use super::{
+        BARE_LINK_TLDS, Clue, Document, MAX_CLUES, MAX_TOKENS, MAX_WORD_CHARS, MIN_STRENGTH, Model, Score,
+        TOP_CLUES, fisher_combined,
+    };
+
+    pub(super) fn tokenize(document: &Document<'_>) -> Vec<String> {
+        let mut tokens = Tokens::default();
+        for word in words(document.name) {
+            tokens.push(format!("name:{word}"));
+        }
+        if let Some((_, domain)) = document.email.rsplit_once('@') {
+            let domain = domain.trim().to_lowercase();
+            if !domain.is_empty() {
+                tokens.push(format!("email:{domain}"));
+            }
+        }
+        if let Some(website) = document.website
+            && let Some(host) = host_of(&website.to_lowercase())
+        {
+            tokens.push("has:website".into());
+            push_host(&mut tokens, "site", &host);
+        }
+        let body = document.body.to_lowercase();
+        let mut body_words = Vec::new();
+        for chunk in body.split(|c: char| c.is_whitespace() || "<>\"()[]{}|".contains(c)) {
+            if let Some(host) = link_host(chunk) {
+                tokens.push("has:url".into());
+                push_host(&mut tokens, "url", &host);
+            }
+            for word in words(chunk) {
+                body_words.push(word.clone());
+                tokens.push(word);
+            }
+        }
+        // Pairs of adjacent words ("check out", "my channel") after the words,
+        // so a long body keeps all its words first.
+        for pair in body_words.windows(2) {
+            tokens.push(format!("{} {}", pair[0], pair[1]));
+        }
+        tokens.into_vec()
+    }
+
+    /// Distinct tokens in order of first appearance, bounded.
+    #[derive(Default)]
+    struct Tokens {
+        seen: HashSet<String>,
+        order: Vec<String>,
+    }
+
+    impl Tokens {
+        fn push(&mut self, token: String) {
+            if self.order.len() < MAX_TOKENS && !self.seen.contains(&token) {
+                self.seen.insert(token.clone());
+                self.order.push(token);
+            }
+        }
+
+        fn into_vec(self) -> Vec<String> {
+            self.order
+        }
+    }
+
+    /// The words of lowercased `text` (see [`tokenize`]); single characters
+    /// are dropped, over-long words become `long:N`.
+    fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+        text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '$' || c == '-'))
+            .map(|word| word.trim_matches(|c| c == '\'' || c == '-'))
+            .filter(|word| word.chars().nth(1).is_some())
+            .map(|word| {
+                let length = word.chars().count();
+                if length > MAX_WORD_CHARS {
+                    format!("long:{}", length / 10 * 10)
+                } else {
+                    word.to_lowercase()
+                }
+            })
+    }
+
+    /// `host` as `prefix:host`, and `prefix:domain` (its last two labels) when
+    /// that differs.
+    fn push_host(tokens: &mut Tokens, prefix: &str, host: &str) {
+        let host = host.strip_prefix("www.").unwrap_or(host);
+        tokens.push(format!("{prefix}:{host}"));
+        let labels: Vec<&str> = host.rsplitn(3, '.').collect();
+        if labels.len() == 3 {
+            tokens.push(format!("{prefix}:{}.{}", labels[1], labels[0]));
+        }
+    }
+
+    /// The host of a link written in a (lowercased, whitespace-free) chunk of
+    /// text: `http(s)://host…`, `www.host…`, or a bare `name.tld` with one of
+    /// [`BARE_LINK_TLDS`] (any letters would take "song.love" for a link).
+    fn link_host(chunk: &str) -> Option<String> {
+        if let Some(start) = chunk.find("http://").or_else(|| chunk.find("https://")) {
+            return host_of(&chunk[start..]);
+        }
+        if let Some(start) = chunk.find("www.") {
+            return host_of(&chunk[start..]);
+        }
+        let bare = chunk.trim_matches(|c: char| !c.is_alphanumeric());
+        let candidate = bare.split('/').next().unwrap_or(bare);
+        let (name, tld) = candidate.rsplit_once('.')?;
+        let plausible = !name.is_empty()
+            && BARE_LINK_TLDS.contains(&tld)
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            && !name.starts_with('.')
+            && !name.ends_with('.');
+        plausible.then(|| candidate.to_owned())
+    }
+
+    /// The host of a URL (with or without its scheme), lowercased, without a
+    /// port or user info; `None` when there is no dotted host.
+    fn host_of(url: &str) -> Option<String> {
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+        let host = authority.rsplit('@').next().unwrap_or(authority);
+        let host = host.split(':').next().unwrap_or(host).trim_end_matches('.');
+        let valid = host.contains('.') && host.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '.');
+        valid.then(|| host.to_lowercase())
+    }
+
+    /// The score as `Model::score` computed it before (SipHash set, a
+    /// `Clue` per telling token).
+    pub(super) fn score(model: &Model, tokens: &[String]) -> Score {
+        let mut clues: Vec<Clue> = tokens
+            .iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .filter_map(|token| {
+                let probability = model.token_probability(token)?;
+                ((probability - 0.5).abs() >= MIN_STRENGTH).then(|| Clue {
+                    token: token.clone(),
+                    probability,
+                })
+            })
+            .collect();
+        clues.sort_by(|a, b| {
+            let strength = |clue: &Clue| (clue.probability - 0.5).abs();
+            strength(b)
+                .total_cmp(&strength(a))
+                .then_with(|| a.token.cmp(&b.token))
+        });
+        clues.truncate(MAX_CLUES);
+        let probability = fisher_combined(clues.iter().map(|clue| clue.probability));
+        clues.truncate(TOP_CLUES);
+        Score { probability, clues }
     }
 }
 
@@ -761,6 +1021,104 @@ mod tests {
         );
     }
 
+    /// Texts that take every branch of the tokenizer: non-ASCII letters
+    /// whose lowercase is longer or differs by context ('İ', 'ß', 'Σ'),
+    /// long words (ASCII and not), links of each kind, punctuation, repeats,
+    /// empty, and more than [`MAX_TOKENS`] tokens.
+    fn corpus() -> Vec<String> {
+        let mut texts: Vec<String> = [
+            "",
+            " ",
+            "a",
+            "Hello World hello WORLD",
+            "İSTANBUL İstanbul istanbul ıi Iİ",
+            "STRASSE Straße STRAẞE ß ẞẞ",
+            "ΟΔΥΣΣΕΥΣ Σ ΣΣ όσος ΌΣΟΣ",
+            "Ǆemal ǅ ǆ ﬃ ﬁx",
+            "naïve café résumé NAÏVE CAFÉ",
+            "日本語のテキスト 中文 한국어 текст ТЕКСТ",
+            "emoji 😀😀 ok 👍🏽 fine",
+            "it's don't 'quoted' -dash- --x-- $100 $$ a-b-c ''",
+            "see https://Shop.Example.co/x?y=1 and www.pills.example.net/buy, or cheap.biz",
+            "HTTP://USER:pw@Host.Example.COM:8080/path https://a.b.c.d.example.org. http://localhost/",
+            "WWW.Example.Com www. www.x (www.in.parens.com) [link](https://md.example.io/a)",
+            "bare.com bare.love song.love e.g. the end.of it .com x.com/path sub.site.ru/x",
+            "<a href=\"http://spam.tk\">click</a> {braces.xyz} |pipe.online|",
+            "tabs\tand\nnewlines\r\nand\u{a0}nbsp\u{2003}em\u{3000}ideographic",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+            "ééééééééééééééééééééééééééééééééé İİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİ",
+            "İİİİİİİİİİİİİİİİİİİİ ßßßßßßßßßßßßßßßßßßßßßßßßßßßßßß",
+            "dGhpcyBpcyBhIGJhc2U2NCBzdHJpbmcgdGhhdCBpcyBsb25n==",
+            "Check out my channel! CHECK OUT MY CHANNEL!! check out",
+            "1-42. 3.14 12,000 $5.99 v1.2.3 ipv4 10.0.0.1 ::1",
+            "Comment 1-42. Thanks for the post: the part about *durable writes* matched what we \
+             saw in production. We batch inserts now and the [numbers](https://example.org/n/42) \
+             are much better.\n\n- one commit per batch\n- `fsync` once\n\nLooking forward.",
+        ]
+        .iter()
+        .map(|text| (*text).to_owned())
+        .collect();
+        texts.push((0..500).map(|i| format!("w{i} ")).collect());
+        texts.push((0..150).map(|i| format!("W{} ", i % 90)).collect());
+        texts.push((0..300).map(|i| format!("site{i}.com ")).collect());
+        texts.push("İß ".repeat(300));
+        texts
+    }
+
+    fn both(document: &Document<'_>) -> (Vec<String>, Vec<String>) {
+        (tokenize(document), reference::tokenize(document))
+    }
+
+    #[test]
+    fn the_tokenizer_gives_the_reference_tokens_on_a_varied_corpus() {
+        let texts = corpus();
+        for text in &texts {
+            let (new, old) = both(&Document {
+                body: text,
+                ..Document::default()
+            });
+            assert_eq!(new, old, "body {text:?}");
+            for other in &texts {
+                let document = Document {
+                    name: text,
+                    email: &format!("x@{other}"),
+                    website: Some(other),
+                    body: other,
+                };
+                let (new, old) = both(&document);
+                assert_eq!(new, old, "{document:?}");
+            }
+        }
+    }
+
+    /// The score as the reference computes it, bit for bit.
+    fn assert_same_score(model: &Model, tokens: &[String]) {
+        let (new, old) = (model.score(tokens), reference::score(model, tokens));
+        assert_eq!(new.probability.to_bits(), old.probability.to_bits(), "{tokens:?}");
+        assert_eq!(new.clues.len(), old.clues.len(), "{tokens:?}");
+        for (new, old) in new.clues.iter().zip(&old.clues) {
+            assert_eq!(new.token, old.token);
+            assert_eq!(new.probability.to_bits(), old.probability.to_bits());
+        }
+    }
+
+    #[test]
+    fn the_score_is_the_reference_score_bit_for_bit() {
+        let texts = corpus();
+        let mut model = trained(60, 40);
+        for (i, text) in texts.iter().enumerate() {
+            model.train(&body(text), if i % 3 == 0 { Label::Ham } else { Label::Spam });
+        }
+        for text in &texts {
+            let mut tokens = body(&format!("{text} cheap thoughtful casino essay"));
+            assert_same_score(&model, &tokens);
+            // Repeated tokens (not what tokenize gives, but allowed) count once.
+            tokens.extend(tokens.clone());
+            tokens.reverse();
+            assert_same_score(&model, &tokens);
+        }
+    }
+
     /// Short token lists over a small vocabulary, so tokens recur.
     fn examples() -> impl Strategy<Value = Vec<(Vec<String>, bool)>> {
         let tokens = prop::collection::vec("[a-f]{1,2}", 0..6);
@@ -783,6 +1141,29 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_tokenizer_gives_the_reference_tokens_for_any_text(
+            name in any::<String>(),
+            email in any::<String>(),
+            website in proptest::option::of(any::<String>()),
+            text in any::<String>(),
+            mixed in prop::collection::vec(
+                prop_oneof!["[a-zA-Z]{1,40}", "[İıßẞΣσςÉé'$-]{1,5}", "(https?://|www\\.)?[a-zA-Z.]{1,12}\\.(com|tk|love)", "[ .,:/()<>\n\t]{1,3}"],
+                0..60,
+            ),
+        ) {
+            let mixed: String = mixed.concat();
+            for body in [&text, &mixed] {
+                let document = Document { name: &name, email: &email, website: website.as_deref(), body };
+                prop_assert_eq!(tokenize(&document), reference::tokenize(&document));
+            }
+        }
+
+        #[test]
+        fn the_score_is_the_reference_score_for_any_tokens(examples in examples(), text in prop::collection::vec("[a-h]{1,2}", 0..20)) {
+            assert_same_score(&model_of(&examples), &text);
+        }
+
         #[test]
         fn scores_stay_within_zero_and_one(examples in examples(), text in prop::collection::vec("[a-h]{1,2}", 0..20)) {
             let score = model_of(&examples).score(&text);

@@ -17,6 +17,7 @@ use crate::notify::links::LinkSecret;
 use crate::rate_limit::{ClientResolver, SubmissionLimiter};
 use crate::spam::RulesCache;
 use crate::spam::form_token::FormTokenKey;
+use crate::spam::known_authors::KnownAuthors;
 use crate::store::{InsertBatcher, Store, Writing};
 use crate::tasks::Supervisor;
 use crate::thread_cache::ThreadCache;
@@ -64,6 +65,10 @@ pub struct AppState {
     pub filter: ModelCache,
     /// `MARGINALIA_FILTER_SPAM_AT`.
     pub filter_spam_at: f64,
+    /// The approved authors as this instance knows them (`known` mode's
+    /// negative filter, see `spam::known_authors`): loaded in the background
+    /// by `startup`, added to by this instance's approvals.
+    pub known_authors: KnownAuthors,
 }
 
 /// How often an instance asks whether the filter's stored model changed
@@ -148,6 +153,7 @@ impl AppState {
             akismet,
             filter,
             filter_spam_at: config.filter_spam_at,
+            known_authors: KnownAuthors::new(),
         })
     }
 }

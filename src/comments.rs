@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::classifier::{self, Document, Label, Model, Score};
 use crate::domain::{Comment, CommentId, ImportedComment, NewComment, Reasons, SpamClue, SpamClues, Status};
 use crate::rate_limit::Refusal;
+use crate::spam::known_authors::Answer as KnownAnswer;
 use crate::spam::{self, Context, Decision, FormAge, ModerationMode, ModerationRules, Submission};
 use crate::state::AppState;
 use crate::store::{Admission, ImportLinks, ImportSession, Inserted, Moderated, StoreError};
@@ -106,8 +107,8 @@ pub async fn submit(
 
 /// The status a new comment starts with, and why: the moderation rules
 /// (`spam::decide`) over the comment, its form signals, the stored rules
-/// (from memory), whether its author is known (one indexed probe, in
-/// `known` mode only) and how long its form was shown; then the learning
+/// (from memory), whether its author is known (in `known` mode only: the
+/// in-process set, then one indexed probe when it cannot rule them out) and how long its form was shown; then the learning
 /// filter (`spam::filter::judge`) with the comment's score, which comes
 /// back too (`None` while the filter has learned nothing).
 async fn initial_status(
@@ -116,7 +117,13 @@ async fn initial_status(
     signals: &FormSignals,
 ) -> Result<(Decision, Option<Score>), CommentError> {
     let rules = moderation_rules(state).await?;
+    // Most authors are certainly unknown by the in-process set; only a
+    // "maybe" (or a set not loaded yet) costs the exact query.
     let known_author = rules.moderation == ModerationMode::Known
+        && state
+            .known_authors
+            .check(comment.name.as_str(), comment.email.as_str())
+            == KnownAnswer::Maybe
         && state
             .store
             .is_known_author(comment.name.as_str(), comment.email.as_str())
@@ -247,7 +254,7 @@ pub async fn moderate(
 
 /// What follows every status change, however it was made (the moderator
 /// API, a one-click link, Akismet): the caches (the thread's, the learning
-/// filter's), the metrics and the log. `moderator` is what the log says
+/// filter's, the known authors'), the metrics and the log. `moderator` is what the log says
 /// about who did it.
 pub(crate) fn after_moderation(state: &AppState, moderated: &Moderated, moderator: &str) {
     if let Some(learned) = &moderated.learned {
@@ -256,6 +263,13 @@ pub(crate) fn after_moderation(state: &AppState, moderated: &Moderated, moderato
         // or a concurrent one committed first), the background refresh
         // reloads the model instead.
         state.filter.apply(learned.version, &learned.change);
+    }
+    if moderated.comment.status == Status::Approved {
+        // The author is known to their very next comment on this instance
+        // (other instances learn it at their next load).
+        state
+            .known_authors
+            .add(&moderated.comment.name, &moderated.comment.email);
     }
     if moderated.changed {
         let (id, status) = (moderated.comment.id, moderated.comment.status);

@@ -82,6 +82,8 @@ pub struct Metrics {
     notifications_queued: Family<KindLabels, Gauge>,
     retention_rows: Family<RetentionLabels, Counter>,
     retention_runs: Counter,
+    known_author_keys: Gauge,
+    known_authors_loaded: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -106,6 +108,18 @@ impl Default for Metrics {
         let notifications_queued = Family::<KindLabels, Gauge>::default();
         let retention_rows = Family::<RetentionLabels, Counter>::default();
         let retention_runs = Counter::default();
+        let known_author_keys = Gauge::default();
+        let known_authors_loaded = Gauge::default();
+        registry.register(
+            "known_author_keys",
+            "Keys in this instance's set of approved authors (known mode), as of its last load",
+            known_author_keys.clone(),
+        );
+        registry.register(
+            "known_authors_loaded",
+            "1 once this instance's set of approved authors was loaded from the store (known mode)",
+            known_authors_loaded.clone(),
+        );
         registry.register(
             "retention_rows",
             "Comments changed by the retention job of this instance: IP and user agent cleared, or purged",
@@ -186,11 +200,21 @@ impl Default for Metrics {
             notifications_queued,
             retention_rows,
             retention_runs,
+            known_author_keys,
+            known_authors_loaded,
         }
     }
 }
 
 impl Metrics {
+    /// The set of known authors (`spam::known_authors`) finished a load and
+    /// now holds `keys` keys.
+    pub fn known_authors_loaded(&self, keys: usize) {
+        self.known_author_keys
+            .set(i64::try_from(keys).unwrap_or(i64::MAX));
+        self.known_authors_loaded.set(1);
+    }
+
     /// `route` is a template from `routes::route_label`, never a raw path.
     pub fn observe_request(&self, method: &http::Method, route: &'static str, status: u16, seconds: f64) {
         let method = match *method {

@@ -14,12 +14,15 @@ use tokio::net::TcpListener;
 
 use crate::akismet;
 use crate::auth;
+use crate::comments;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outbox;
 use crate::retention::{self, RetentionPolicy};
 use crate::routes;
 use crate::server::{self, ServerLimits};
+use crate::spam::ModerationMode;
+use crate::spam::known_authors;
 use crate::state::{AppState, FILTER_REFRESH};
 use crate::store::{Store, StoreChange, TokenInsertError};
 use crate::tasks::{CancellationToken, Supervisor};
@@ -142,6 +145,8 @@ impl App {
         tasks.spawn_until_cancelled("client pruner", prune_periodically(pruned));
         let filtering = state.clone();
         tasks.spawn_until_cancelled("filter refresher", refresh_filter_periodically(filtering));
+        let knowing = state.clone();
+        tasks.spawn_until_cancelled("known authors loader", load_known_authors_periodically(knowing));
         if let Store::Postgres(_) = state.store {
             let following = state.clone();
             tasks.spawn("change listener", |stop| follow_other_instances(following, stop));
@@ -177,6 +182,47 @@ async fn refresh_filter_periodically(state: Arc<AppState>) {
         interval.tick().await;
         if let Err(error) = state.store.classifier_model(&state.filter).await {
             tracing::warn!(error = %error, "could not refresh the learning spam filter; trying again later");
+        }
+    }
+}
+
+/// Keeps this instance's set of approved authors (`spam::known_authors`)
+/// complete while the mode is `known`: loads it at once (the server is
+/// already serving; until then every submission asks the database), then
+/// every [`known_authors::REFRESH`], so approvals made by other instances
+/// and CLI imports arrive. The mode is looked at every [`FILTER_REFRESH`]
+/// (from memory), so a switch to `known` starts the load within that delay.
+async fn load_known_authors_periodically(state: Arc<AppState>) {
+    let mut interval = tokio::time::interval(FILTER_REFRESH);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut loaded_at: Option<tokio::time::Instant> = None;
+    loop {
+        interval.tick().await;
+        if loaded_at.is_some_and(|at| at.elapsed() < known_authors::REFRESH) {
+            continue;
+        }
+        match comments::moderation_rules(&state).await {
+            Ok(rules) if rules.moderation == ModerationMode::Known => {}
+            Ok(_) => continue,
+            Err(error) => {
+                tracing::warn!(error = %error, "could not read the moderation rules; trying again later");
+                continue;
+            }
+        }
+        match state.store.approved_authors().await {
+            Ok(authors) => {
+                let pairs = authors
+                    .iter()
+                    .map(|(name, email)| (name.as_str(), email.as_str()));
+                state.known_authors.load(pairs);
+                let keys = state.known_authors.len();
+                state.metrics.known_authors_loaded(keys);
+                tracing::info!(authors = authors.len(), keys, "known authors loaded");
+                loaded_at = Some(tokio::time::Instant::now());
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "could not load the known authors; trying again later");
+            }
         }
     }
 }

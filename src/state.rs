@@ -17,6 +17,7 @@ use crate::notify::links::LinkSecret;
 use crate::rate_limit::{ClientResolver, SubmissionLimiter};
 use crate::spam::RulesCache;
 use crate::spam::form_token::FormTokenKey;
+use crate::spam::known_authors::KnownAuthors;
 use crate::store::{InsertBatcher, Store, Writing};
 use crate::tasks::Supervisor;
 use crate::thread_cache::ThreadCache;
@@ -66,6 +67,10 @@ pub struct AppState {
     pub filter_spam_at: f64,
     /// `MARGINALIA_ACCESS_LOG` and `MARGINALIA_SLOW_REQUEST_MS`.
     pub access_log: crate::telemetry::AccessLogSettings,
+    /// The approved authors as this instance knows them (`known` mode's
+    /// negative filter, see `spam::known_authors`): loaded in the background
+    /// by `startup`, added to by this instance's approvals.
+    pub known_authors: KnownAuthors,
 }
 
 /// How often an instance asks whether the filter's stored model changed
@@ -154,6 +159,7 @@ impl AppState {
                 mode: config.access_log,
                 slow: std::time::Duration::from_millis(config.slow_request_ms),
             },
+            known_authors: KnownAuthors::new(),
         })
     }
 }

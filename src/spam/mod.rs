@@ -17,7 +17,9 @@
 //!
 //! Also here: the moderation rules' shape and validation ([`ModerationRules`]),
 //! the in-process copy of them ([`RulesCache`]), and the signed form token
-//! that tells how long a form was shown ([`form_token`]).
+//! that tells how long a form was shown ([`form_token`]), and the
+//! in-process set that tells most unknown authors apart without a query
+//! ([`known_authors`]).
 //!
 //! Depends on `domain` (the submission), `classifier` (the filter's score) and
 //! `notify::links` (the service's signing key) only.
@@ -25,6 +27,7 @@
 mod cache;
 pub mod filter;
 pub mod form_token;
+pub mod known_authors;
 pub mod rules;
 
 use std::time::Duration;

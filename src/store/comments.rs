@@ -326,6 +326,17 @@ impl Store {
         .await)
     }
 
+    /// The distinct name and email of every approved comment, as stored:
+    /// what `spam::known_authors` loads (in the background; it reads every
+    /// approved comment).
+    pub async fn approved_authors(&self) -> Result<Vec<(String, String)>, StoreError> {
+        on_pool!(self, pool => sqlx::query_as(
+            "SELECT DISTINCT name, email FROM comments WHERE status = 'approved'"
+        )
+        .fetch_all(pool)
+        .await)
+    }
+
     /// Deletes every comment with `status` (emptying the spam folder): each
     /// deletion is recorded like a single one (its thread announced, its
     /// `comment.deleted` event written), all in one transaction. Returns how

@@ -214,6 +214,63 @@ async fn known_authors_are_published_unless_a_held_word_or_links_hold_them() {
     .await;
 }
 
+/// Waits (bounded) until the instance's set of known authors finished its
+/// first load: from then on it answers "not known" without the database,
+/// so what follows tests the set, not the exact query behind it.
+async fn wait_for_known_authors(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(app, "marginalia_known_authors_loaded").await != 1.0 {
+        assert!(Instant::now() < deadline, "the known authors were never loaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The status and moderator of a submission by `name` / `email`.
+async fn submit_as(app: &TestApp, name: &str, email: &str) -> (Value, Value) {
+    let id = app
+        .submit_with(json!({"uri": "/known-set/", "name": name, "email": email}))
+        .await;
+    let stored = admin_comment(app, id).await;
+    (stored["status"].clone(), stored["moderated_by"].clone())
+}
+
+#[tokio::test]
+async fn the_in_process_set_of_known_authors_agrees_with_the_database() {
+    for_each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        set_rules(
+            &app,
+            json!({"moderation": "known", "hold_links": 2, "held_words": [], "blocked_words": []}),
+        )
+        .await;
+        wait_for_known_authors(&app).await;
+
+        // Unknown: waits.
+        let first = app
+            .submit_with(json!({"uri": "/known-set/", "name": "Grace", "email": "Grace@Example.org"}))
+            .await;
+        assert_eq!(admin_comment(&app, first).await["status"], "pending");
+        // Approved here: known to the very next comment, the email's case
+        // ignored as the query ignores it.
+        assert_eq!(app.moderate(first, "approve").await.status(), StatusCode::OK);
+        let (status, by) = submit_as(&app, "Grace", "grace@example.ORG").await;
+        assert_eq!((status, by), (json!("approved"), json!("auto:known-author")));
+        // The same name with another email, or another name: not known.
+        assert_eq!(submit_as(&app, "Grace", "grace@example.net").await.0, "pending");
+        assert_eq!(submit_as(&app, "grace", "grace@example.org").await.0, "pending");
+        assert_eq!(submit_as(&app, "Alan", "alan@example.org").await.0, "pending");
+
+        // A new instance on the same database learns her from its load.
+        let app = app.restart().await;
+        wait_for_known_authors(&app).await;
+        assert!(metric(&app, "marginalia_known_author_keys").await >= 1.0);
+        let (status, by) = submit_as(&app, "Grace", "GRACE@example.org").await;
+        assert_eq!((status, by), (json!("approved"), json!("auto:known-author")));
+        assert_eq!(submit_as(&app, "Grace", "grace@example.net").await.0, "pending");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_duplicate_is_refused_and_nothing_is_stored() {
     for_each_backend(|backend| async move {

@@ -10,7 +10,7 @@ file (or PostgreSQL database), the rate limit raised. With RULES=full (the
 default) a moderator first stores rules that make every submission go through
 every rule: `moderation: known` (a look-up of the author), `hold_links: 2`,
 50 held and 50 blocked words that never match. wrk (`-t2 -cCONNS`,
-bench/lua/write_distinct.lua) then alternates rounds between the two, swapping
+bench/lua/write.lua) then alternates rounds between the two, swapping
 the order every round; every comment of every round is distinct (the counter
 starts at a new base each run), so every answer is an accepted `202`, and the
 script counts only those. For each round it reads the server's CPU time
@@ -85,9 +85,9 @@ for r in range(rounds):
     loads.append(os.getloadavg()[0])
     for name in ("old", "new") if r % 2 == 0 else ("new", "old"):
         base += 10_000_000
-        env = dict(os.environ, BENCH_THREADS="1000", BENCH_LUA_DIR="bench/lua", BENCH_COUNTER_BASE=str(base))
+        env = dict(os.environ, BENCH_THREADS="1000", BENCH_LUA_DIR="bench/lua", BENCH_COUNTER_START=str(base))
         before = cpu_seconds(procs[name].pid)
-        out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{secs}s", "-s", "bench/lua/write_distinct.lua",
+        out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{secs}s", "-s", "bench/lua/write.lua",
                               f"http://127.0.0.1:{ports[name]}"], capture_output=True, text=True, env=env).stdout
         used = cpu_seconds(procs[name].pid) - before
         stats = json.loads(re.search(r"WRKJSON (\{.*\})", out).group(1))

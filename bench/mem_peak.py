@@ -40,7 +40,7 @@ def mem():
 
 
 def wrk(conns, script, counter_base):
-    env = dict(os.environ, BENCH_THREADS="1000", BENCH_LUA_DIR="bench/lua", BENCH_COUNTER_BASE=str(counter_base))
+    env = dict(os.environ, BENCH_THREADS="1000", BENCH_LUA_DIR="bench/lua", BENCH_COUNTER_START=str(counter_base))
     out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{secs}s", "-s", script, base + "/"],
                          capture_output=True, text=True, env=env).stdout
     stats = json.loads(re.search(r"WRKJSON (\{.*\})", out).group(1))
@@ -66,8 +66,8 @@ def approve(halt):
 print(f"{binary}, MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', '(unset)')}, "
       f"load average {os.getloadavg()[0]:.1f}")
 print("after start-up: RSS %.1f MiB, peak %.1f MiB" % mem())
-for name, conns, script, counter_base in [("write c256", 256, "bench/lua/write_distinct.lua", 10_000_000),
-                                          ("write c32", 32, "bench/lua/write_distinct.lua", 20_000_000),
+for name, conns, script, counter_base in [("write c256", 256, "bench/lua/write.lua", 10_000_000),
+                                          ("write c32", 32, "bench/lua/write.lua", 20_000_000),
                                           ("mixed c32", 32, "bench/lua/mixed.lua", 0)]:
     halt = threading.Event()
     if name.startswith("mixed"):

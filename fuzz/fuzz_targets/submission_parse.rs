@@ -212,6 +212,7 @@ fn stored(comment: &NewComment, email: &str, ip: Option<String>, user_agent: Opt
         lang: comment.lang.as_ref().map(|lang| lang.as_str().to_owned()),
         reasons: Default::default(),
         spam_score: None,
+        spam_clues: Default::default(),
     }
 }
 

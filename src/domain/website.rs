@@ -36,7 +36,10 @@ impl Website {
             return Err(super::BIDI_CONTROL_MESSAGE.into());
         }
         let url = Url::parse(value).map_err(|_| "must be an absolute http or https URL")?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        if !matches!(url.scheme(), "http" | "https")
+            || url.host_str().is_none_or(str::is_empty)
+            || !has_plain_host(value)
+        {
             return Err("must be an absolute http or https URL".into());
         }
         Ok(Self(value.to_owned()))
@@ -45,6 +48,42 @@ impl Website {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether the URL as written names its host the way openapi.yaml's
+/// `WebsiteInput` pattern states: `http(s)://`, dot-separated labels of
+/// letters (ASCII, or any from U+00A1 to U+FFFF for international names),
+/// digits and `-`, the last one starting with a letter, an optional port of
+/// 1–5 digits, then `/`, `?`, `#` or the end. The URL parser alone accepts
+/// more (`*` or `_` in a host, user info, IP addresses), which the contract
+/// never promised and HTTP fuzzing sent.
+fn has_plain_host(value: &str) -> bool {
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return false;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) => {
+            if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return false;
+            }
+            host
+        }
+        None => authority,
+    };
+    let in_label = |c: char| c.is_ascii_alphanumeric() || c == '-' || ('\u{a1}'..='\u{ffff}').contains(&c);
+    let letter = |c: char| c.is_ascii_alphabetic() || ('\u{a1}'..='\u{ffff}').contains(&c);
+    let labels: Vec<&str> = host.split('.').collect();
+    labels
+        .iter()
+        .all(|label| !label.is_empty() && label.chars().all(in_label))
+        && labels
+            .last()
+            .and_then(|last| last.chars().next())
+            .is_some_and(letter)
 }
 
 impl fmt::Display for Website {
@@ -98,6 +137,29 @@ mod tests {
         ] {
             let refused = Website::parse_optional(bad).unwrap_err();
             assert!(refused.contains("bidirectional"), "{bad:?}: {refused}");
+        }
+    }
+
+    /// Found by HTTP fuzzing: the URL parser takes `*` in a host.
+    #[test]
+    fn hosts_outside_the_documented_pattern_are_refused() {
+        for bad in [
+            "http://wl-.8w4.p-u2*",
+            "https://ada_lovelace.example/",
+            "https://user@ada.example/",
+            "https://127.0.0.1/",
+            "https://ada.example:123456/",
+            "https://ada..example/",
+        ] {
+            assert!(Website::parse(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "HtTpS://Ada.Example:8080/x?y#z",
+            "https://b\u{fc}cher.example/",
+            "http://localhost",
+            "https://ada.example?q",
+        ] {
+            assert!(Website::parse(good).is_ok(), "{good:?}");
         }
     }
 

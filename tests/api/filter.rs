@@ -304,16 +304,6 @@ async fn train_through_moderation(app: &TestApp, spam: usize, ham: usize, from: 
     }
 }
 
-async fn admin_comment(app: &TestApp, id: i64) -> serde_json::Value {
-    let response = app
-        .admin(reqwest::Method::GET, &format!("/api/admin/comments/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
-}
-
 /// Submits and returns the public answer's body and the moderator's view.
 async fn submit_and_look(
     app: &TestApp,
@@ -325,7 +315,7 @@ async fn submit_and_look(
     assert_eq!(response.status(), StatusCode::ACCEPTED, "every outcome is a 202");
     let answer: serde_json::Value = response.json().await.unwrap();
     let id = answer["id"].as_i64().unwrap();
-    (answer.clone(), admin_comment(app, id).await)
+    (answer.clone(), app.admin_comment(id).await)
 }
 
 /// Examples per kind, as stored.
@@ -499,7 +489,7 @@ async fn erasing_a_person_forgets_their_examples_and_clues() {
         let mut again = hammy(1);
         again["body"] = json!(made_of(&HAM_WORDS, 2));
         let second = app.submit_with(again).await;
-        let scored = admin_comment(&app, second).await;
+        let scored = app.admin_comment(second).await;
         assert!(!scored["spam_clues"].as_array().unwrap().is_empty(), "{scored}");
         assert_eq!(app.moderate(second, "approve").await.status(), StatusCode::OK);
         assert!(store.classifier_example(second).await.unwrap().is_some());
@@ -515,7 +505,7 @@ async fn erasing_a_person_forgets_their_examples_and_clues() {
         assert_eq!(response.status(), StatusCode::OK);
         for id in [first, second] {
             assert!(store.classifier_example(id).await.unwrap().is_none(), "{id}");
-            assert_eq!(admin_comment(&app, id).await["spam_clues"], json!([]));
+            assert_eq!(app.admin_comment(id).await["spam_clues"], json!([]));
         }
         assert_eq!(examples(&app).await, (0, 2), "the counts stay, tied to no one");
         store.close().await;

@@ -272,6 +272,18 @@ impl TestApp {
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.unwrap()
     }
+
+    /// GET /api/admin/comments/{id}: one comment as moderators see it
+    /// (asserting a 200).
+    pub async fn admin_comment(&self, id: i64) -> Value {
+        let response = self
+            .admin(reqwest::Method::GET, &format!("/api/admin/comments/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
 }
 
 impl Drop for TestApp {

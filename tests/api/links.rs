@@ -76,16 +76,6 @@ impl TestApp {
             .await
             .unwrap()
     }
-
-    async fn admin_comment(&self, id: i64) -> Value {
-        let response = self
-            .admin(reqwest::Method::GET, &format!("/api/admin/comments/{id}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.unwrap()
-    }
 }
 
 /// Asserts an HTML page with `status` and returns its text.

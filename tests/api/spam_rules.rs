@@ -39,17 +39,6 @@ async fn get_rules(app: &TestApp, address: std::net::SocketAddr) -> Value {
     response.json().await.unwrap()
 }
 
-/// One comment as moderators see it.
-async fn admin_comment(app: &TestApp, id: i64) -> Value {
-    let response = app
-        .admin(Method::GET, &format!("/api/admin/comments/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
-}
-
 /// Posts `comment` (with `user_agent`, if any); asserts the 202 and that it
 /// says `pending`, as every caught comment's answer must; returns the id.
 async fn post_caught(app: &TestApp, comment: &Value, user_agent: Option<&str>) -> i64 {
@@ -125,7 +114,7 @@ async fn a_blocked_word_in_each_field_sends_the_comment_to_spam_with_its_reason(
             let mut comment = comment_with(overrides);
             comment["body"] = json!(format!("{} (case {n})", comment["body"].as_str().unwrap()));
             let id = post_caught(&app, &comment, agent).await;
-            let stored = admin_comment(&app, id).await;
+            let stored = app.admin_comment(id).await;
             assert_eq!(stored["status"], "spam", "{field}: {stored}");
             assert_eq!(
                 stored["reasons"],
@@ -143,7 +132,7 @@ async fn a_blocked_word_in_each_field_sends_the_comment_to_spam_with_its_reason(
         )
         .await;
         let id = app.submit("/clean/", "nothing to see").await;
-        let stored = admin_comment(&app, id).await;
+        let stored = app.admin_comment(id).await;
         assert_eq!(stored["status"], "pending");
         assert_eq!(stored["reasons"], json!([]));
         assert!(stored["moderated_by"].is_null());
@@ -162,7 +151,7 @@ async fn known_authors_are_published_unless_a_held_word_or_links_hold_them() {
         assert_eq!(get_rules(&app, app.address).await["moderation"], "known");
         // Unknown yet: waits.
         let first = app.submit("/known/", "my first comment").await;
-        assert_eq!(admin_comment(&app, first).await["status"], "pending");
+        assert_eq!(app.admin_comment(first).await["status"], "pending");
         assert_eq!(app.moderate(first, "approve").await.status(), StatusCode::OK);
 
         let response = app
@@ -172,7 +161,7 @@ async fn known_authors_are_published_unless_a_held_word_or_links_hold_them() {
         let answer: Value = response.json().await.unwrap();
         assert_eq!(answer["status"], "approved");
         let known = answer["id"].as_i64().unwrap();
-        let stored = admin_comment(&app, known).await;
+        let stored = app.admin_comment(known).await;
         assert_eq!(stored["status"], "approved");
         assert_eq!(stored["reasons"], json!(["known_author"]));
         assert_eq!(stored["moderated_by"], "auto:known-author");
@@ -182,7 +171,7 @@ async fn known_authors_are_published_unless_a_held_word_or_links_hold_them() {
         let other_name = app
             .submit_with(json!({"uri": "/known/", "name": "Someone Else", "body": "impostor?"}))
             .await;
-        assert_eq!(admin_comment(&app, other_name).await["status"], "pending");
+        assert_eq!(app.admin_comment(other_name).await["status"], "pending");
 
         // Held words and links hold even a known author.
         set_rules(
@@ -191,14 +180,14 @@ async fn known_authors_are_published_unless_a_held_word_or_links_hold_them() {
         )
         .await;
         let held = app.submit("/known/", "please hold-me for a moment").await;
-        let stored = admin_comment(&app, held).await;
+        let stored = app.admin_comment(held).await;
         assert_eq!(stored["status"], "pending");
         assert_eq!(stored["reasons"], json!(["held_word:Hold-Me"]));
         assert!(stored["moderated_by"].is_null());
         let linked = app
             .submit("/known/", "see [one](https://a.example) and https://b.example")
             .await;
-        let stored = admin_comment(&app, linked).await;
+        let stored = app.admin_comment(linked).await;
         assert_eq!(stored["status"], "pending");
         assert_eq!(stored["reasons"], json!(["links:2"]));
 
@@ -209,7 +198,7 @@ async fn known_authors_are_published_unless_a_held_word_or_links_hold_them() {
         )
         .await;
         let waits = app.submit("/known/", "and once more").await;
-        assert_eq!(admin_comment(&app, waits).await["status"], "pending");
+        assert_eq!(app.admin_comment(waits).await["status"], "pending");
     })
     .await;
 }
@@ -230,7 +219,7 @@ async fn submit_as(app: &TestApp, name: &str, email: &str) -> (Value, Value) {
     let id = app
         .submit_with(json!({"uri": "/known-set/", "name": name, "email": email}))
         .await;
-    let stored = admin_comment(app, id).await;
+    let stored = app.admin_comment(id).await;
     (stored["status"].clone(), stored["moderated_by"].clone())
 }
 
@@ -249,7 +238,7 @@ async fn the_in_process_set_of_known_authors_agrees_with_the_database() {
         let first = app
             .submit_with(json!({"uri": "/known-set/", "name": "Grace", "email": "Grace@Example.org"}))
             .await;
-        assert_eq!(admin_comment(&app, first).await["status"], "pending");
+        assert_eq!(app.admin_comment(first).await["status"], "pending");
         // Approved here: known to the very next comment, the email's case
         // ignored as the query ignores it.
         assert_eq!(app.moderate(first, "approve").await.status(), StatusCode::OK);
@@ -321,7 +310,7 @@ async fn a_filled_honeypot_gets_the_usual_answer_and_is_stored_as_spam() {
         let trapped =
             comment_with(json!({"uri": "/trap/", "homepage": "https://bot.example", "notify": true}));
         let id = post_caught(&app, &trapped, None).await;
-        let stored = admin_comment(&app, id).await;
+        let stored = app.admin_comment(id).await;
         assert_eq!(stored["status"], "spam");
         assert_eq!(stored["reasons"], json!(["honeypot"]));
         assert_eq!(stored["moderated_by"], "auto:honeypot");
@@ -347,7 +336,7 @@ async fn a_filled_honeypot_gets_the_usual_answer_and_is_stored_as_spam() {
         let person = app
             .submit_with(json!({"uri": "/trap/", "body": "a person", "homepage": ""}))
             .await;
-        assert_eq!(admin_comment(&app, person).await["status"], "pending");
+        assert_eq!(app.admin_comment(person).await["status"], "pending");
     })
     .await;
 }
@@ -363,14 +352,14 @@ async fn a_form_sent_too_soon_after_its_token_is_held_and_one_sent_later_is_not(
         let fast = app
             .submit_with(json!({"uri": "/fast/", "body": "instant", "form_token": token}))
             .await;
-        assert_eq!(admin_comment(&app, fast).await["reasons"], json!(["too_fast"]));
+        assert_eq!(app.admin_comment(fast).await["reasons"], json!(["too_fast"]));
 
         let token = form_token(&app).await;
         tokio::time::sleep(Duration::from_millis(900)).await;
         let slow = app
             .submit_with(json!({"uri": "/fast/", "body": "thought it over", "form_token": token}))
             .await;
-        assert_eq!(admin_comment(&app, slow).await["reasons"], json!([]));
+        assert_eq!(app.admin_comment(slow).await["reasons"], json!([]));
 
         // Forged or garbled: held as too fast. No token: not punished.
         let forged = app
@@ -378,9 +367,9 @@ async fn a_form_sent_too_soon_after_its_token_is_held_and_one_sent_later_is_not(
                 json!({"uri": "/fast/", "body": "forged", "form_token": "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}),
             )
             .await;
-        assert_eq!(admin_comment(&app, forged).await["reasons"], json!(["too_fast"]));
+        assert_eq!(app.admin_comment(forged).await["reasons"], json!(["too_fast"]));
         let none = app.submit("/fast/", "an API client").await;
-        assert_eq!(admin_comment(&app, none).await["reasons"], json!([]));
+        assert_eq!(app.admin_comment(none).await["reasons"], json!([]));
     })
     .await;
 }
@@ -559,7 +548,7 @@ async fn rules_stored_through_one_instance_apply_at_once_on_another() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let id = response.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
-    let stored = admin_comment(&a, id).await;
+    let stored = a.admin_comment(id).await;
     assert_eq!(stored["status"], "spam");
     assert_eq!(stored["reasons"], json!(["blocked_word:crypto-deal"]));
     b_server.abort();

@@ -93,7 +93,7 @@ impl Store {
         // the insert see the same state (a deferred transaction could fail to
         // upgrade if a moderation commit slipped in between). PostgreSQL
         // locks the parents it reads instead.
-        in_transaction!(self, sqlite_begin: "BEGIN IMMEDIATE", |backend, connection| {
+        in_transaction!(self, sqlite_writer_begin: "BEGIN IMMEDIATE", |backend, connection| {
             let approved_parents: HashMap<CommentId, String> = if parent_ids.is_empty() {
                 HashMap::new()
             } else {

@@ -82,6 +82,17 @@ macro_rules! in_transaction {
             }
         }
     };
+    // SQLite's submission writer's own connection (see `SqliteStore::writer`).
+    ($store:expr, sqlite_writer_begin: $begin:literal, |$backend:ident, $connection:ident| $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite($backend) => {
+                $backend.writer_transaction($begin, async |$connection| $body).await
+            }
+            $crate::store::Store::Postgres($backend) => {
+                $backend.transaction(async |$connection| $body).await
+            }
+        }
+    };
 }
 
 /// The columns of [`Comment`], in one place for every moderator query.
@@ -526,7 +537,10 @@ impl Store {
 
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
-        on_backend!(self, store => store.pool.close().await)
+        match self {
+            Store::Sqlite(store) => store.close().await,
+            Store::Postgres(store) => store.pool.close().await,
+        }
     }
 }
 

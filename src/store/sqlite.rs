@@ -19,9 +19,19 @@ use crate::domain::CommentId;
 /// The SQLite migrations, embedded.
 pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// Prepared statements the submission writer keeps: a batch's multi-row
+/// statements differ by row count (1 to `MAX_BATCH`), three kinds of them.
+const WRITER_STATEMENT_CACHE: usize = 400;
+
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
+    /// The one connection that commits submissions (`store::batch`). Always
+    /// the same connection, because the pool hands its connections out in
+    /// turn: a batch on a connection other than the last writer's finds its
+    /// page cache stale (SQLite drops it and reads the pages again) and its
+    /// prepared statements missing, which cost more than the inserts did.
+    pub(super) writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -32,14 +42,33 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // Statement journals (a multi-row insert that may fail midway
+            // keeps one) in memory: on disk each cost a file created and
+            // unlinked per batch.
+            .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .with_context(|| "opening the SQLite database")?;
-        Ok(Self { pool })
+        // Kept open for good: a new connection would start with a cold cache.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.statement_cache_capacity(WRITER_STATEMENT_CACHE))
+            .await
+            .with_context(|| "opening the SQLite database")?;
+        Ok(Self { pool, writer })
+    }
+
+    /// Closes both pools, waiting for connections to be returned.
+    pub(super) async fn close(&self) {
+        self.writer.close().await;
+        self.pool.close().await;
     }
 
     /// The approved comments among `ids`: id → uri. The ids travel as one
@@ -126,19 +155,38 @@ impl SqliteStore {
         begin: &'static str,
         work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
-        let mut connection = self.pool.acquire().await.map_err(classify)?;
-        let result = async {
-            let mut tx = connection.begin_with(begin).await?;
-            let value = work(&mut tx).await?;
-            tx.commit().await?;
-            Ok(value)
-        }
-        .await;
-        if result.is_err() {
-            connection.close_on_drop();
-        }
-        result.map_err(classify)
+        transaction_on(&self.pool, begin, work).await
     }
+
+    /// [`Self::transaction`] on the submission writer's own connection.
+    pub(super) async fn writer_transaction<T>(
+        &self,
+        begin: &'static str,
+        work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, StoreError> {
+        transaction_on(&self.writer, begin, work).await
+    }
+}
+
+/// Runs `work` in a transaction on a connection of `pool` (see
+/// [`SqliteStore::transaction`]).
+async fn transaction_on<T>(
+    pool: &SqlitePool,
+    begin: &'static str,
+    work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, sqlx::Error>,
+) -> Result<T, StoreError> {
+    let mut connection = pool.acquire().await.map_err(classify)?;
+    let result = async {
+        let mut tx = connection.begin_with(begin).await?;
+        let value = work(&mut tx).await?;
+        tx.commit().await?;
+        Ok(value)
+    }
+    .await;
+    if result.is_err() {
+        connection.close_on_drop();
+    }
+    result.map_err(classify)
 }
 
 /// A list parameter as the JSON array `json_each` reads.

@@ -289,8 +289,13 @@ impl ProtocolBuilders {
         let mut builder = ConnectionBuilder::new(TokioExecutor::new());
         builder
             .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
+            // No header-read timeout of hyper's own (and so no timer): it
+            // arms, boxes and cancels a timer for every request head, a
+            // tenth of a cached read's instructions beyond the floor's
+            // (`bench/read_cost.py`). The connection's idle deadline in
+            // `serve` already closes a connection whose head does not arrive
+            // in time, counted from its start or its last answer.
+            .header_read_timeout(None)
             // A head that does not fit the read buffer is refused (431).
             .max_buf_size(MAX_REQUEST_HEAD_BYTES);
         builder

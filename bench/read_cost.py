@@ -16,6 +16,7 @@ figure; what the kernel does is not (the floor pays the same).
     python3 bench/read_cost.py                       # both binaries of target/release
     python3 bench/read_cost.py --service OLD_BINARY  # another build of the service
     python3 bench/read_cost.py --annotate 25         # and the top 25 functions of each dump
+    python3 bench/read_cost.py --origin https://blog.example   # a cross-origin read, as from the widget
 
 Scenarios: `read` (GET of the thread, 200, ~24 KB) and `304` (the same with
 If-None-Match). Needs valgrind (callgrind_control, callgrind_annotate) and the
@@ -214,16 +215,17 @@ def seed(base):
         assert status == 200, f"approving answered {status}"
 
 
-def drive(server, port, etag, requests, warmup, body):
+def drive(server, port, etag, requests, warmup, body, origin=None):
     """Warm-up, then one measurement per scenario; instructions per request."""
     client = Client(port)
-    conditional = [("If-None-Match", etag)]
+    cors = [("Origin", origin)] if origin else []
+    conditional = [("If-None-Match", etag)] + cors
     for _ in range(warmup):
-        client.get(BENCH_THREAD_PATH)
+        client.get(BENCH_THREAD_PATH, cors)
         client.get(BENCH_THREAD_PATH, conditional)
     results = {}
     for scenario in SCENARIOS:
-        headers = conditional if scenario == "304" else ()
+        headers = conditional if scenario == "304" else cors
         expected = 304 if scenario == "304" else 200
 
         def send():
@@ -248,6 +250,12 @@ def main():
     parser.add_argument("--warmup", type=int, default=300, help="warm-up requests of each kind (default 300)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="the service's environment")
     parser.add_argument("--annotate", type=int, default=0, metavar="N", help="print the top N functions per dump")
+    parser.add_argument(
+        "--origin",
+        metavar="URL",
+        help="send this Origin with every request, as the widget on a blog does (a CORS read; "
+        "the service allows any origin by default)",
+    )
     parser.add_argument("--label", default="", help="suffix of the dump files' names (default none)")
     args = parser.parse_args()
     if not shutil.which("valgrind"):
@@ -280,7 +288,7 @@ def main():
             status, headers, body = http("GET", base + BENCH_THREAD_PATH, timeout=60)
             assert status == 200, f"the thread read answered {status}"
             etag = headers.get("ETag") or headers.get("etag")
-            results["service"] = drive(service, port, etag, args.requests, args.warmup, body)
+            results["service"] = drive(service, port, etag, args.requests, args.warmup, body, args.origin)
         finally:
             service.stop()
 
@@ -297,7 +305,7 @@ def main():
             )
             try:
                 wait_port(port, floor.process)
-                results["floor"] = drive(floor, port, etag, args.requests, args.warmup, body)
+                results["floor"] = drive(floor, port, etag, args.requests, args.warmup, body, args.origin)
             finally:
                 floor.stop(signal.SIGINT)
     finally:

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use maud::{DOCTYPE, Markup, html};
@@ -120,11 +120,21 @@ fn with_cors(
 /// parses the value as a URL, which costs a cached read more than its cache
 /// lookup; the origins the service expects (its own, as browsers write it,
 /// and each allowed origin) are answered from a list made once, with the
-/// same function. Any other value is parsed as before.
+/// same function. Other values are judged by it too and remembered, up to
+/// [`LEARNED_ORIGINS`] of them: with any origin allowed (the default), the
+/// blogs that embed the widget are not listed, but they are few and send the
+/// same value every time. Once the list is full, other values are parsed
+/// each time, as before.
 struct OwnOrigin {
     site: Site,
     known: Vec<(String, bool)>,
+    learned: RwLock<Vec<(Box<str>, bool)>>,
 }
+
+/// How many unlisted origins [`OwnOrigin`] remembers, and the longest it
+/// remembers: bounded, whatever clients send.
+const LEARNED_ORIGINS: usize = 32;
+const LEARNED_ORIGIN_MAX_BYTES: usize = 256;
 
 impl OwnOrigin {
     fn new(site: Site, allowed_origins: &[String]) -> Self {
@@ -135,14 +145,35 @@ impl OwnOrigin {
                 (origin, own)
             })
             .collect();
-        Self { site, known }
+        Self {
+            site,
+            known,
+            learned: RwLock::new(Vec::new()),
+        }
     }
 
     fn is_own(&self, origin: &str) -> bool {
-        match self.known.iter().find(|(known, _)| known == origin) {
-            Some((_, own)) => *own,
-            None => self.site.is_public_origin(origin),
+        if let Some((_, own)) = self.known.iter().find(|(known, _)| known == origin) {
+            return *own;
         }
+        let learned = self
+            .learned
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, own)) = learned.iter().find(|(seen, _)| &**seen == origin) {
+            return *own;
+        }
+        drop(learned);
+        let own = self.site.is_public_origin(origin);
+        // Never waits: a busy list only means this value is parsed again.
+        if origin.len() <= LEARNED_ORIGIN_MAX_BYTES
+            && let Ok(mut learned) = self.learned.try_write()
+            && learned.len() < LEARNED_ORIGINS
+            && !learned.iter().any(|(seen, _)| &**seen == origin)
+        {
+            learned.push((origin.into(), own));
+        }
+        own
     }
 }
 
@@ -824,6 +855,14 @@ mod tests {
         }
         assert!(own.is_own("https://comments.example"));
         assert!(!own.is_own("https://blog.example"));
+        // Remembered values answer as the first time; the list stays bounded.
+        assert!(own.is_own("https://COMMENTS.example:443"));
+        for n in 0..2 * LEARNED_ORIGINS {
+            assert!(!own.is_own(&format!("https://blog{n}.example")));
+        }
+        assert!(own.is_own("https://COMMENTS.example:443"));
+        assert!(!own.is_own("http://comments.example"));
+        assert_eq!(own.learned.read().unwrap().len(), LEARNED_ORIGINS);
     }
 
     fn service_at(public_url: &str) -> Site {

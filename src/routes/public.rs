@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use maud::{DOCTYPE, Markup, html};
@@ -46,9 +46,11 @@ pub const PUBLISHED_MESSAGE: &str = "Your comment is published.";
 
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let cors = cors(&state.allowed_origins);
-    let site = Arc::new(state.site.clone());
-    let comments = submit(state.clone())
-        .or(thread(state.clone()))
+    let site = Arc::new(OwnOrigin::new(state.site.clone(), &state.allowed_origins));
+    // The read first: it is by far the most frequent request, and a GET
+    // that tried the POST route first would pay for its rejection.
+    let comments = thread(state.clone())
+        .or(submit(state.clone()))
         .unify()
         .or(method_not_allowed("GET, HEAD, POST"))
         .unify()
@@ -84,17 +86,20 @@ fn vary_on_origin(mut response: Response) -> Response {
 /// itself (the `/demo` page) need none, and browsers send `Origin` on every
 /// POST, so they must not be refused for it. "The service itself" is the
 /// public URL's origin ([`Site::is_public_origin`]), never the `Host` header.
+/// A request without `Origin` is not a CORS request, and warp's wrapper
+/// passes it through untouched; it takes the plain branch too, which
+/// answers the same without the wrapper and the second try.
 fn with_cors(
     routes: BoxedFilter<(Response,)>,
     cors: warp::cors::Builder,
-    site: Arc<Site>,
+    site: Arc<OwnOrigin>,
 ) -> BoxedFilter<(Response,)> {
     let same_origin = header_value("origin")
         .and_then(move |origin: Option<HeaderValue>| {
-            let own = origin
-                .as_ref()
-                .and_then(|origin| origin.to_str().ok())
-                .is_some_and(|origin| site.is_public_origin(origin));
+            let own = match &origin {
+                None => true,
+                Some(origin) => origin.to_str().is_ok_and(|origin| site.is_own(origin)),
+            };
             async move {
                 if own {
                     Ok(())
@@ -109,6 +114,67 @@ fn with_cors(
         .or(routes.with(cors).map(Reply::into_response))
         .unify()
         .boxed()
+}
+
+/// [`Site::is_public_origin`] for the `Origin` of every public request. That
+/// parses the value as a URL, which costs a cached read more than its cache
+/// lookup; the origins the service expects (its own, as browsers write it,
+/// and each allowed origin) are answered from a list made once, with the
+/// same function. Other values are judged by it too and remembered, up to
+/// [`LEARNED_ORIGINS`] of them: with any origin allowed (the default), the
+/// blogs that embed the widget are not listed, but they are few and send the
+/// same value every time. Once the list is full, other values are parsed
+/// each time, as before.
+struct OwnOrigin {
+    site: Site,
+    known: Vec<(String, bool)>,
+    learned: RwLock<Vec<(Box<str>, bool)>>,
+}
+
+/// How many unlisted origins [`OwnOrigin`] remembers, and the longest it
+/// remembers: bounded, whatever clients send.
+const LEARNED_ORIGINS: usize = 32;
+const LEARNED_ORIGIN_MAX_BYTES: usize = 256;
+
+impl OwnOrigin {
+    fn new(site: Site, allowed_origins: &[String]) -> Self {
+        let known = std::iter::once(site.public_origin())
+            .chain(allowed_origins.iter().cloned())
+            .map(|origin| {
+                let own = site.is_public_origin(&origin);
+                (origin, own)
+            })
+            .collect();
+        Self {
+            site,
+            known,
+            learned: RwLock::new(Vec::new()),
+        }
+    }
+
+    fn is_own(&self, origin: &str) -> bool {
+        if let Some((_, own)) = self.known.iter().find(|(known, _)| known == origin) {
+            return *own;
+        }
+        let learned = self
+            .learned
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, own)) = learned.iter().find(|(seen, _)| &**seen == origin) {
+            return *own;
+        }
+        drop(learned);
+        let own = self.site.is_public_origin(origin);
+        // Never waits: a busy list only means this value is parsed again.
+        if origin.len() <= LEARNED_ORIGIN_MAX_BYTES
+            && let Ok(mut learned) = self.learned.try_write()
+            && learned.len() < LEARNED_ORIGINS
+            && !learned.iter().any(|(seen, _)| &**seen == origin)
+        {
+            learned.push((origin.into(), own));
+        }
+        own
+    }
 }
 
 /// CORS for the blog's origins. The CORS wrapper sits inside each path, so a
@@ -425,14 +491,16 @@ fn form_token(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
 }
 
 /// GET /api/comments?uri=/path/&limit=N&after=CURSOR
-fn thread(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+///
+/// Not boxed: it sits right under the boxed alternatives of its path, and
+/// each box is an allocation on every read.
+fn thread(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::get()
         .and(with_state(state))
         .and(raw_query())
         .and(header_value("if-none-match"))
         .then(read_thread)
         .map(respond)
-        .boxed()
 }
 
 #[derive(Serialize)]
@@ -454,15 +522,27 @@ struct ThreadQuery {
 
 impl ThreadQuery {
     fn parse(raw: &str) -> Result<Self, ApiError> {
-        let pairs = query_pairs(raw)?;
-        let value = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-        let uri =
-            value("uri").ok_or_else(|| ApiError::BadRequest("the uri query parameter is required".into()))?;
-        let uri = ThreadUri::parse(uri).map_err(|message| ApiError::BadRequest(format!("uri {message}")))?;
+        // The first value of each key, decoded as `query_pairs` decodes it
+        // (the same parser), but borrowed from the query wherever nothing
+        // needed decoding: the cached read allocates nothing here.
+        let (mut uri, mut limit, mut after) = (None, None, None);
+        for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+            let slot = match key.as_ref() {
+                "uri" => &mut uri,
+                "limit" => &mut limit,
+                "after" => &mut after,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(value);
+            }
+        }
+        let uri = uri.ok_or_else(|| ApiError::BadRequest("the uri query parameter is required".into()))?;
+        let uri = ThreadUri::parse(&uri).map_err(|message| ApiError::BadRequest(format!("uri {message}")))?;
         Ok(Self {
             uri,
-            limit: parse_limit(value("limit"), DEFAULT_THREAD_LIMIT, MAX_THREAD_LIMIT)?,
-            after: parse_cursor(value("after"))?,
+            limit: parse_limit(limit.as_deref(), DEFAULT_THREAD_LIMIT, MAX_THREAD_LIMIT)?,
+            after: parse_cursor(after.as_deref())?,
         })
     }
 }
@@ -755,6 +835,34 @@ mod tests {
         headers.insert(ACCEPT_LANGUAGE, "he-IL,he;q=0.9,en;q=0.5".parse().unwrap());
         assert_eq!(page_lang(&headers, Lang::En), Lang::He);
         assert_eq!(page_lang(&HeaderMap::new(), Lang::Fr), Lang::Fr);
+    }
+
+    #[test]
+    fn the_listed_origins_are_judged_as_the_site_judges_them() {
+        let site = service_at("https://comments.example");
+        let allowed = vec!["https://blog.example".to_owned()];
+        let own = OwnOrigin::new(site.clone(), &allowed);
+        for origin in [
+            "https://comments.example",
+            "https://COMMENTS.example:443",
+            "https://blog.example",
+            "http://comments.example",
+            "https://comments.example.evil.example",
+            "null",
+            "",
+        ] {
+            assert_eq!(own.is_own(origin), site.is_public_origin(origin), "{origin}");
+        }
+        assert!(own.is_own("https://comments.example"));
+        assert!(!own.is_own("https://blog.example"));
+        // Remembered values answer as the first time; the list stays bounded.
+        assert!(own.is_own("https://COMMENTS.example:443"));
+        for n in 0..2 * LEARNED_ORIGINS {
+            assert!(!own.is_own(&format!("https://blog{n}.example")));
+        }
+        assert!(own.is_own("https://COMMENTS.example:443"));
+        assert!(!own.is_own("http://comments.example"));
+        assert_eq!(own.learned.read().unwrap().len(), LEARNED_ORIGINS);
     }
 
     fn service_at(public_url: &str) -> Site {

@@ -1,7 +1,9 @@
 //! The SQLite backend: one file, WAL, `synchronous=FULL` so that an
 //! acknowledged comment survives a power cut, foreign keys on (replies keep
 //! living when their parent is deleted), and a busy timeout instead of
-//! immediate "database is locked" errors when writers overlap.
+//! immediate "database is locked" errors when writers overlap, a small page
+//! cache per pooled connection ([`PAGE_CACHE_KIB`]), and one connection of
+//! its own for the submission writer ([`SqliteStore::writer`]).
 //!
 //! Only what differs from PostgreSQL is here: the statements both run are in
 //! the subject modules of `store`.
@@ -22,6 +24,20 @@ pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// Prepared statements the submission writer keeps: a batch's multi-row
 /// statements differ by row count (1 to `MAX_BATCH`), three kinds of them.
 const WRITER_STATEMENT_CACHE: usize = 400;
+
+/// Page cache of each pooled connection, in KiB (SQLite's default is about
+/// 2 MiB). Eight connections at 2 MiB each held up to 16 MiB of the 64 MiB
+/// budget once a server had read many threads; the file's pages stay in the
+/// operating system's cache anyway, so a miss here is a `pread` from memory.
+/// At 512 KiB, reading 1,000 imported 100-comment threads peaked 11.5 MiB
+/// lower, and neither uncached thread reads nor submissions got slower in
+/// interleaved rounds (BENCHMARKS.md, "Memory across the whole benchmark").
+pub const PAGE_CACHE_KIB: u32 = 512;
+
+/// Page cache of the submission writer's connection, in KiB: the one
+/// connection whose cache stays warm (see [`SqliteStore::writer`]), and the
+/// index pages every insert dirties are what it keeps.
+pub const WRITER_PAGE_CACHE_KIB: u32 = 2048;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -46,7 +62,9 @@ impl SqliteStore {
             // Statement journals (a multi-row insert that may fail midway
             // keeps one) in memory: on disk each cost a file created and
             // unlinked per batch.
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Negative: a size in KiB rather than in pages.
+            .pragma("cache_size", format!("-{PAGE_CACHE_KIB}"));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
@@ -59,7 +77,11 @@ impl SqliteStore {
             .idle_timeout(None)
             .max_lifetime(None)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options.statement_cache_capacity(WRITER_STATEMENT_CACHE))
+            .connect_with(
+                options
+                    .statement_cache_capacity(WRITER_STATEMENT_CACHE)
+                    .pragma("cache_size", format!("-{WRITER_PAGE_CACHE_KIB}")),
+            )
             .await
             .with_context(|| "opening the SQLite database")?;
         Ok(Self { pool, writer })
@@ -217,7 +239,41 @@ pub(super) fn classify(error: sqlx::Error) -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use super::is_unavailable_code;
+    use super::{PAGE_CACHE_KIB, SqliteStore, WRITER_PAGE_CACHE_KIB, is_unavailable_code};
+
+    #[tokio::test]
+    async fn every_pooled_connection_keeps_the_small_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("cache.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        // Held together, so that the pool opens more than one connection.
+        let mut connections = Vec::new();
+        for _ in 0..3 {
+            connections.push(store.pool.acquire().await.unwrap());
+        }
+        for connection in &mut connections {
+            let size: i64 = sqlx::query_scalar("PRAGMA cache_size")
+                .fetch_one(&mut **connection)
+                .await
+                .unwrap();
+            assert_eq!(size, -i64::from(PAGE_CACHE_KIB));
+        }
+        // The submission writer keeps a larger one, and every connection
+        // keeps statement journals in memory (2 = MEMORY).
+        let mut writer = store.writer.acquire().await.unwrap();
+        let size: i64 = sqlx::query_scalar("PRAGMA cache_size")
+            .fetch_one(&mut *writer)
+            .await
+            .unwrap();
+        assert_eq!(size, -i64::from(WRITER_PAGE_CACHE_KIB));
+        for connection in connections.iter_mut().map(|c| &mut **c).chain([&mut *writer]) {
+            let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store")
+                .fetch_one(connection)
+                .await
+                .unwrap();
+            assert_eq!(temp_store, 2);
+        }
+    }
 
     #[test]
     fn full_read_only_io_and_busy_databases_are_unavailable_and_bugs_are_not() {

@@ -69,6 +69,7 @@ from bench import (  # noqa: E402  (bench.py sits next to this file)
     Server,
     http,
     log,
+    smtp_sink_session,
 )
 
 TOKEN = "ab-benchmark-token-" + os.urandom(8).hex()
@@ -125,28 +126,10 @@ class Sinks:
         ready.wait(10)
 
     async def _smtp(self, reader, writer):
-        writer.write(b"220 sink ESMTP\r\n")
-        in_data = False
-        while line := await reader.readline():
-            if in_data:
-                if line == b".\r\n":
-                    in_data = False
-                    self.mails += 1
-                    writer.write(b"250 OK\r\n")
-                continue
-            verb = line[:4].upper()
-            if verb == b"EHLO":
-                writer.write(b"250-sink\r\n250 8BITMIME\r\n")
-            elif verb == b"DATA":
-                in_data = True
-                writer.write(b"354 go on\r\n")
-            elif verb == b"QUIT":
-                writer.write(b"221 bye\r\n")
-                break
-            else:
-                writer.write(b"250 OK\r\n")
-            await writer.drain()
-        writer.close()
+        def count():
+            self.mails += 1
+
+        await smtp_sink_session(reader, writer, count)
 
     async def _hook(self, reader, writer):
         try:
@@ -175,6 +158,29 @@ class Sinks:
 # ----- one side --------------------------------------------------------------------------
 
 
+def seed_bench_thread(base, token, label="service", timeout=10):
+    """The 50 approved comments of BENCH_THREAD every service side starts
+    with, posted and approved through the API (so any two builds compare,
+    whatever their migrations). bench/read_cost.py seeds with it too."""
+    auth = {"Authorization": f"Bearer {token}"}
+    for i in range(50):
+        comment = {
+            "uri": BENCH_THREAD,
+            "name": f"Reader {i}",
+            "email": f"reader{i}@example.org",
+            "body": f"Comment number {i}: thanks for the post, the part about *durable writes* matched what "
+            f"we saw. We batch inserts now and the [numbers](https://example.org/n/{i}) are much better.",
+        }
+        status, _, body = http(
+            "POST", base + "/api/comments", json.dumps(comment).encode(), {"Content-Type": "application/json"},
+            timeout,
+        )
+        assert status == 202, f"{label}: seeding answered {status}: {body[:200]!r}"
+        comment_id = json.loads(body)["id"]
+        status, _, _ = http("POST", f"{base}/api/admin/comments/{comment_id}/approve", b"", auth, timeout)
+        assert status == 200, f"{label}: approving answered {status}"
+
+
 class ServiceSide:
     def __init__(self, ab, label, binary, env, backend, setup=None):
         self.label = label
@@ -192,22 +198,7 @@ class ServiceSide:
         self.etag = headers.get("ETag") or headers.get("etag")
 
     def seed(self):
-        auth = {"Authorization": f"Bearer {TOKEN}"}
-        for i in range(50):
-            comment = {
-                "uri": BENCH_THREAD,
-                "name": f"Reader {i}",
-                "email": f"reader{i}@example.org",
-                "body": f"Comment number {i}: thanks for the post, the part about *durable writes* matched what "
-                f"we saw. We batch inserts now and the [numbers](https://example.org/n/{i}) are much better.",
-            }
-            status, _, body = http(
-                "POST", self.base + "/api/comments", json.dumps(comment).encode(), {"Content-Type": "application/json"}
-            )
-            assert status == 202, f"{self.label}: seeding answered {status}: {body[:200]!r}"
-            comment_id = json.loads(body)["id"]
-            status, _, _ = http("POST", f"{self.base}/api/admin/comments/{comment_id}/approve", b"", auth)
-            assert status == 200, f"{self.label}: approving answered {status}"
+        seed_bench_thread(self.base, TOKEN, self.label)
 
     def stop(self):
         self.server.stop()

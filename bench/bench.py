@@ -109,6 +109,37 @@ def http(method, url, body=None, headers=None, timeout=10):
         return error.code, dict(error.headers), error.read()
 
 
+async def smtp_sink_session(reader, writer, on_mail):
+    """One SMTP conversation of a local sink that accepts every message and
+    keeps none: calls `on_mail()` for each message received. Used by the
+    benchmark scripts that need a mail server (bench/ab.py, bench/mem_peak.py)."""
+    writer.write(b"220 sink ESMTP\r\n")
+    in_data = False
+    try:
+        while line := await reader.readline():
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    on_mail()
+                    writer.write(b"250 OK\r\n")
+                continue
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                writer.write(b"250-sink\r\n250 8BITMIME\r\n")
+            elif verb == b"DATA":
+                in_data = True
+                writer.write(b"354 go on\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                break
+            else:
+                writer.write(b"250 OK\r\n")
+            await writer.drain()
+    except ConnectionError:
+        pass
+    writer.close()
+
+
 class Server:
     """One marginalia process on loopback."""
 

@@ -31,6 +31,9 @@ After each phase it prints the server's VmRSS and VmHWM (the peak so far).
 import asyncio, json, os, re, subprocess, sys, tempfile, threading, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import smtp_sink_session  # noqa: E402  (bench/bench.py, next to this file)
+
 binary = sys.argv[1]
 secs = os.environ.get("SECS", "10")
 token = "mem-benchmark-token-0123456789"
@@ -62,33 +65,15 @@ class HeldSink:
         self.released.set()
 
     async def _smtp(self, reader, writer):
+        # Held before the greeting: a mail server that is down without
+        # refusing connections, until release().
         while not self.released.is_set():
             await asyncio.sleep(0.05)
-        writer.write(b"220 sink ESMTP\r\n")
-        in_data = False
-        try:
-            while line := await reader.readline():
-                if in_data:
-                    if line == b".\r\n":
-                        in_data = False
-                        self.mails += 1
-                        writer.write(b"250 OK\r\n")
-                    continue
-                verb = line[:4].upper()
-                if verb == b"EHLO":
-                    writer.write(b"250-sink\r\n250 8BITMIME\r\n")
-                elif verb == b"DATA":
-                    in_data = True
-                    writer.write(b"354 go on\r\n")
-                elif verb == b"QUIT":
-                    writer.write(b"221 bye\r\n")
-                    break
-                else:
-                    writer.write(b"250 OK\r\n")
-                await writer.drain()
-        except ConnectionError:
-            pass
-        writer.close()
+
+        def count():
+            self.mails += 1
+
+        await smtp_sink_session(reader, writer, count)
 
     def _run(self, ready):
         async def main():

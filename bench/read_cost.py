@@ -25,7 +25,6 @@ The callgrind files stay in bench/out/callgrind/ for callgrind_annotate.
 """
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -38,7 +37,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import BENCH_THREAD, BENCH_THREAD_PATH, FLOOR, OUT, SERVICE, free_port, http  # noqa: E402
+from ab import seed_bench_thread  # noqa: E402
+from bench import BENCH_THREAD_PATH, FLOOR, OUT, SERVICE, free_port, http  # noqa: E402
 
 TOKEN = "read-cost-token-" + os.urandom(8).hex()
 SCENARIOS = ("read", "304")
@@ -197,22 +197,7 @@ def wait_healthy(base, process, timeout=300):
 
 def seed(base):
     """The 50 approved comments of bench/ab.py, through the API."""
-    auth = {"Authorization": f"Bearer {TOKEN}"}
-    for i in range(50):
-        comment = {
-            "uri": BENCH_THREAD,
-            "name": f"Reader {i}",
-            "email": f"reader{i}@example.org",
-            "body": f"Comment number {i}: thanks for the post, the part about *durable writes* matched what "
-            f"we saw. We batch inserts now and the [numbers](https://example.org/n/{i}) are much better.",
-        }
-        status, _, body = http(
-            "POST", base + "/api/comments", json.dumps(comment).encode(), {"Content-Type": "application/json"}, 60
-        )
-        assert status == 202, f"seeding answered {status}: {body[:200]!r}"
-        comment_id = json.loads(body)["id"]
-        status, _, _ = http("POST", f"{base}/api/admin/comments/{comment_id}/approve", b"", auth, 60)
-        assert status == 200, f"approving answered {status}"
+    seed_bench_thread(base, TOKEN, "service", timeout=60)
 
 
 def drive(server, port, etag, requests, warmup, body, origin=None):

@@ -27,6 +27,9 @@ import threading
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import smtp_sink_session  # noqa: E402  (bench/bench.py, next to this file)
+
 binary = sys.argv[1]
 rounds = int(os.environ.get("ROUNDS", "5"))
 secs = os.environ.get("SECS", "5")
@@ -39,28 +42,11 @@ received = {"mails": 0, "hooks": 0}
 
 async def smtp_session(reader, writer):
     """Just enough SMTP for lettre: every message is accepted and counted."""
-    writer.write(b"220 sink ESMTP\r\n")
-    in_data = False
-    while line := await reader.readline():
-        if in_data:
-            if line == b".\r\n":
-                in_data = False
-                received["mails"] += 1
-                writer.write(b"250 OK\r\n")
-            continue
-        verb = line[:4].upper()
-        if verb == b"EHLO":
-            writer.write(b"250-sink\r\n250 8BITMIME\r\n")
-        elif verb == b"DATA":
-            in_data = True
-            writer.write(b"354 go on\r\n")
-        elif verb == b"QUIT":
-            writer.write(b"221 bye\r\n")
-            break
-        else:
-            writer.write(b"250 OK\r\n")
-        await writer.drain()
-    writer.close()
+
+    def count():
+        received["mails"] += 1
+
+    await smtp_sink_session(reader, writer, count)
 
 
 async def hook_session(reader, writer):

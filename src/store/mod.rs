@@ -73,20 +73,16 @@ macro_rules! in_transaction {
         in_transaction!($store, sqlite_begin: "BEGIN", |$backend, $connection| $body)
     };
     ($store:expr, sqlite_begin: $begin:literal, |$backend:ident, $connection:ident| $body:expr) => {
-        match $store {
-            $crate::store::Store::Sqlite($backend) => {
-                $backend.transaction($begin, async |$connection| $body).await
-            }
-            $crate::store::Store::Postgres($backend) => {
-                $backend.transaction(async |$connection| $body).await
-            }
-        }
+        in_transaction!($store, sqlite: transaction($begin), |$backend, $connection| $body)
     };
-    // SQLite's submission writer's own connection (see `SqliteStore::writer`).
+    // On the submission writer's own SQLite connection (`SqliteStore::writer`).
     ($store:expr, sqlite_writer_begin: $begin:literal, |$backend:ident, $connection:ident| $body:expr) => {
+        in_transaction!($store, sqlite: writer_transaction($begin), |$backend, $connection| $body)
+    };
+    ($store:expr, sqlite: $method:ident($begin:literal), |$backend:ident, $connection:ident| $body:expr) => {
         match $store {
             $crate::store::Store::Sqlite($backend) => {
-                $backend.writer_transaction($begin, async |$connection| $body).await
+                $backend.$method($begin, async |$connection| $body).await
             }
             $crate::store::Store::Postgres($backend) => {
                 $backend.transaction(async |$connection| $body).await
@@ -537,10 +533,7 @@ impl Store {
 
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
-        match self {
-            Store::Sqlite(store) => store.close().await,
-            Store::Postgres(store) => store.pool.close().await,
-        }
+        on_backend!(self, store => store.close().await)
     }
 }
 

@@ -41,6 +41,11 @@ impl PostgresStore {
         Ok(Self { pool })
     }
 
+    /// Closes the pool, waiting for connections to be returned.
+    pub(super) async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// The approved comments among `ids`: id → uri. FOR SHARE: a parent
     /// cannot be unpublished before the transaction reading it commits.
     pub(super) async fn approved_parents(

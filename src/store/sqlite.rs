@@ -83,7 +83,7 @@ impl SqliteStore {
                     // a statement is at most one batch: the importer's
                     // temporary tables and journals on the other connections
                     // would grow in memory without bound (a 100,000-comment
-                    // import peaked at 187 MiB with it, against 33).
+                    // import peaked at 190 MiB with it, against 32).
                     .pragma("temp_store", "memory"),
             )
             .await

@@ -21,6 +21,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use lettre::message::Mailbox;
+use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
@@ -98,8 +99,8 @@ impl MailSettings {
         })
     }
 
-    /// The transport to share for every message (it keeps a small pool of
-    /// connections). Nothing is connected yet.
+    /// The transport to share for every message: it keeps a pool of as many
+    /// connections as the outbox sends at once. Nothing is connected yet.
     pub fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailSettingsError> {
         let tls = match self.security {
             Security::None => Tls::None,
@@ -109,7 +110,8 @@ impl MailSettings {
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.host)
             .port(self.port)
             .tls(tls)
-            .timeout(Some(SMTP_TIMEOUT));
+            .timeout(Some(SMTP_TIMEOUT))
+            .pool_config(PoolConfig::new().max_size(super::SENDS_AT_ONCE as u32));
         if let Some(credentials) = &self.credentials {
             builder = builder.credentials(Credentials::new(
                 credentials.user.clone(),

@@ -252,3 +252,35 @@ async fn two_instances_on_postgres_send_each_mail_once() {
     );
     b_server.abort();
 }
+
+/// A slow mail server (half a second per message) and a backlog of eight
+/// mails: the outbox sends several at once, each over its own connection,
+/// never more than `notify::SENDS_AT_ONCE`, and each mail exactly once. One
+/// at a time, they would all come over one pooled connection.
+#[tokio::test]
+async fn a_backlog_is_sent_over_several_connections_at_once() {
+    for_each_backend(|backend| async move {
+        let mut smtp = SmtpServer::start_slow(Duration::from_millis(500)).await;
+        let app = spawn_app_with(backend, |config| {
+            with_mail(config, smtp.port(), &["mod@clinic.example"])
+        })
+        .await;
+        for i in 1..=8 {
+            app.submit_with(
+                json!({"uri": "/backlog/", "name": format!("Reader {i}"), "body": format!("backlog {i}")}),
+            )
+            .await;
+        }
+        let expected: HashSet<(String, String)> = (1..=8)
+            .map(|i| ("mod@clinic.example".to_owned(), format!("Reader {i}")))
+            .collect();
+        let (mails, _, _) = collect_exactly(&mut smtp, &expected, Duration::from_secs(30)).await;
+        let connections: HashSet<std::net::SocketAddr> = mails.iter().map(|mail| mail.peer).collect();
+        assert!(
+            (2..=marginalia::notify::SENDS_AT_ONCE).contains(&connections.len()),
+            "8 mails came over {} connection(s)",
+            connections.len()
+        );
+    })
+    .await;
+}

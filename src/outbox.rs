@@ -13,9 +13,9 @@
 //!    asked for replies, the reply mail of a confirmed subscriber. Mail is
 //!    rendered here, once, and stored formatted, so every retry sends the
 //!    same bytes; the events go and the deliveries arrive in one transaction;
-//! 3. the **sender** claims due deliveries and sends them: SMTP through one
-//!    lettre transport, webhooks through one HTTP client, signed at sending
-//!    time. A failure is retried on [`notify::RETRY_SCHEDULE`] (the first
+//! 3. the **sender** claims due deliveries and sends them, a few at once
+//!    ([`notify::SENDS_AT_ONCE`]): SMTP through one lettre transport,
+//!    webhooks through one HTTP client, signed at sending time. A failure is retried on [`notify::RETRY_SCHEDULE`] (the first
 //!    retry within 30 s, then backing off to hourly, for a little over a
 //!    day), then given up, logged and counted.
 //!
@@ -69,7 +69,6 @@ const EVENTS_PER_CLAIM: u32 = 100;
 const DIGEST_LISTED: usize = 50;
 /// Deliveries sent per claim.
 const DELIVERIES_PER_CLAIM: u32 = 10;
-
 /// How long a claim is held. The sender never starts a send that could end
 /// after its claim's lease (see [`SEND_LIMIT`]), so a live instance never has
 /// a delivery taken from it while it may still send it.

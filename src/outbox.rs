@@ -15,9 +15,10 @@
 //!    same bytes; the events go and the deliveries arrive in one transaction;
 //! 3. the **sender** claims due deliveries and sends them, a few at once
 //!    ([`notify::SENDS_AT_ONCE`]): SMTP through one lettre transport,
-//!    webhooks through one HTTP client, signed at sending time. A failure is retried on [`notify::RETRY_SCHEDULE`] (the first
-//!    retry within 30 s, then backing off to hourly, for a little over a
-//!    day), then given up, logged and counted.
+//!    webhooks through one HTTP client, signed at sending time. A failure
+//!    is retried on [`notify::RETRY_SCHEDULE`] (the first retry within
+//!    30 s, then backing off to hourly, for a little over a day), then
+//!    given up, logged and counted.
 //!
 //! With several instances on PostgreSQL, claims take rows with `FOR UPDATE
 //! SKIP LOCKED` and hold them for a lease: each row is handled by one
